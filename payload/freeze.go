@@ -1,0 +1,376 @@
+package payload
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Freeze validates c and returns its canonical bytes: compact JSON, UTF-8, no
+// HTML escaping, keys in the order event, batch_id, status, output,
+// duration_ms, created_at, completed_at, metadata; timestamps as Python's
+// datetime.isoformat() writes an aware UTC datetime (see AppendTime). The same
+// Callback always freezes to the same bytes.
+//
+// Bad input returns a *FieldError matching ErrInvalid and one rule's
+// sentinel; Freeze never panics on any Callback.
+func Freeze(c Callback) ([]byte, error) {
+	b, err := AppendFreeze(make([]byte, 0, 512), c)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// AppendFreeze is Freeze appending to dst, for callers that reuse buffers.
+// On error it returns dst unchanged.
+func AppendFreeze(dst []byte, c Callback) ([]byte, error) {
+	if c.Event == "" {
+		return dst, fieldErr("event", ErrEmptyEvent)
+	}
+	if !utf8.ValidString(c.Event) {
+		return dst, fieldErr("event", ErrInvalidUTF8)
+	}
+	if c.BatchID == uuid.Nil {
+		return dst, fieldErr("batch_id", ErrNilBatchID)
+	}
+	if c.Status == "" {
+		return dst, fieldErr("status", ErrEmptyStatus)
+	}
+	if !utf8.ValidString(c.Status) {
+		return dst, fieldErr("status", ErrInvalidUTF8)
+	}
+	if c.DurationMS < 0 {
+		return dst, fieldErr("duration_ms", ErrNegativeDuration)
+	}
+	if err := checkTime(c.CreatedAt); err != nil {
+		return dst, fieldErr("created_at", err)
+	}
+	if err := checkTime(c.CompletedAt); err != nil {
+		return dst, fieldErr("completed_at", err)
+	}
+
+	start := len(dst)
+	b := append(dst, `{"event":`...)
+	b = appendString(b, c.Event)
+	b = append(b, `,"batch_id":"`...)
+	b = appendUUID(b, c.BatchID)
+	b = append(b, `","status":`...)
+	b = appendString(b, c.Status)
+	b = append(b, `,"output":`...)
+	b, err := appendValue(b, c.Output)
+	if err != nil {
+		return dst[:start], fieldErr("output", err)
+	}
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendInt(b, c.DurationMS, 10)
+	b = append(b, `,"created_at":`...)
+	b = appendTimeOrNull(b, c.CreatedAt)
+	b = append(b, `,"completed_at":`...)
+	b = appendTimeOrNull(b, c.CompletedAt)
+	b = append(b, `,"metadata":`...)
+	mstart := len(b)
+	b, err = appendValue(b, c.Metadata)
+	if err != nil {
+		return dst[:start], fieldErr("metadata", err)
+	}
+	if m := b[mstart:]; m[0] != '{' && string(m) != "null" {
+		return dst[:start], fieldErr("metadata", ErrMetadataNotObject)
+	}
+	return append(b, '}'), nil
+}
+
+// Parse decodes frozen bytes back into a Callback. Output and Metadata come
+// back as json.RawMessage holding the exact bytes that were frozen, so
+// Freeze(Parse(b)) returns b for any b that Freeze produced. Unknown keys are
+// ignored. Timestamps are read as RFC 3339 (which the isoformat form is) or
+// null.
+//
+// Bad input returns a *FieldError matching ErrInvalid; Parse never panics.
+func Parse(b []byte) (Callback, error) {
+	if !utf8.Valid(b) {
+		return Callback{}, fieldErr("payload", ErrInvalidUTF8)
+	}
+	var w struct {
+		Event       string          `json:"event"`
+		BatchID     string          `json:"batch_id"`
+		Status      string          `json:"status"`
+		Output      json.RawMessage `json:"output"`
+		DurationMS  *int64          `json:"duration_ms"`
+		CreatedAt   *string         `json:"created_at"`
+		CompletedAt *string         `json:"completed_at"`
+		Metadata    json.RawMessage `json:"metadata"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Callback{}, fieldErr("payload", errors.Join(ErrInvalidJSON, err))
+	}
+	c := Callback{Event: w.Event, Status: w.Status}
+	if w.Event == "" {
+		return Callback{}, fieldErr("event", ErrEmptyEvent)
+	}
+	if w.Status == "" {
+		return Callback{}, fieldErr("status", ErrEmptyStatus)
+	}
+	id, err := uuid.Parse(w.BatchID)
+	if err != nil {
+		return Callback{}, fieldErr("batch_id", errors.Join(ErrInvalidJSON, err))
+	}
+	if id == uuid.Nil {
+		return Callback{}, fieldErr("batch_id", ErrNilBatchID)
+	}
+	c.BatchID = id
+	if w.DurationMS != nil {
+		if *w.DurationMS < 0 {
+			return Callback{}, fieldErr("duration_ms", ErrNegativeDuration)
+		}
+		c.DurationMS = *w.DurationMS
+	}
+	if c.CreatedAt, err = parseTime(w.CreatedAt); err != nil {
+		return Callback{}, fieldErr("created_at", err)
+	}
+	if c.CompletedAt, err = parseTime(w.CompletedAt); err != nil {
+		return Callback{}, fieldErr("completed_at", err)
+	}
+	c.Output = rawOrNull(w.Output)
+	c.Metadata = rawOrNull(w.Metadata)
+	if m := c.Metadata.(json.RawMessage); m[0] != '{' && string(m) != "null" {
+		return Callback{}, fieldErr("metadata", ErrMetadataNotObject)
+	}
+	return c, nil
+}
+
+func rawOrNull(r json.RawMessage) json.RawMessage {
+	if len(r) == 0 {
+		return json.RawMessage("null")
+	}
+	return r
+}
+
+func parseTime(s *string) (time.Time, error) {
+	if s == nil {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return time.Time{}, errors.Join(ErrInvalidJSON, err)
+	}
+	return t.UTC(), nil
+}
+
+// appendValue appends v as compact JSON: raw bytes compacted, Go values
+// marshaled without HTML escaping, nil as null.
+func appendValue(b []byte, v any) ([]byte, error) {
+	var raw []byte
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case json.RawMessage:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
+		raw = x
+	case *json.RawMessage:
+		if x == nil || *x == nil {
+			return append(b, "null"...), nil
+		}
+		raw = *x
+	default:
+		if err := checkStrings(v); err != nil {
+			return b, err
+		}
+		m, err := marshal(v)
+		if err != nil {
+			return b, err
+		}
+		return append(b, m...), nil // already compact
+	}
+	if !utf8.Valid(raw) {
+		return b, ErrInvalidUTF8
+	}
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, raw); err != nil {
+		return b, errors.Join(ErrInvalidJSON, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// marshal is json.Marshal without HTML escaping, with errors mapped to this
+// package's sentinels.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		var uv *json.UnsupportedValueError
+		if errors.As(err, &uv) && uv.Value.IsValid() &&
+			(uv.Value.Kind() == reflect.Float64 || uv.Value.Kind() == reflect.Float32) {
+			if f := uv.Value.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, errors.Join(ErrNonFinite, err)
+			}
+		}
+		if errors.Is(err, ErrNonFinite) || errors.Is(err, ErrInvalidUTF8) {
+			return nil, err
+		}
+		return nil, errors.Join(ErrInvalidJSON, err)
+	}
+	out := buf.Bytes()
+	return out[:len(out)-1], nil // Encode appends '\n'
+}
+
+// checkStrings rejects invalid UTF-8 in the generic JSON shapes
+// (string, map[string]any, []any and friends) that encoding/json would
+// otherwise silently replace with U+FFFD. Structs are not walked.
+func checkStrings(v any) error {
+	switch x := v.(type) {
+	case string:
+		if !utf8.ValidString(x) {
+			return ErrInvalidUTF8
+		}
+	case []string:
+		for _, s := range x {
+			if !utf8.ValidString(s) {
+				return ErrInvalidUTF8
+			}
+		}
+	case map[string]string:
+		for k, s := range x {
+			if !utf8.ValidString(k) || !utf8.ValidString(s) {
+				return ErrInvalidUTF8
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) {
+				return ErrInvalidUTF8
+			}
+			if err := checkStrings(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := checkStrings(e); err != nil {
+				return err
+			}
+		}
+	case json.RawMessage:
+		if !utf8.Valid(x) {
+			return ErrInvalidUTF8
+		}
+	}
+	return nil
+}
+
+// appendString appends s as a JSON string the way encoding/json does with
+// HTML escaping off: '"', '\\' and control characters escaped, U+2028 and
+// U+2029 escaped, everything else verbatim. s must be valid UTF-8.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	var s [36]byte
+	// uuid.UUID.MarshalText never fails; encode by hand to avoid allocating.
+	const hex = "0123456789abcdef"
+	j := 0
+	for i, x := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			s[j] = '-'
+			j++
+		}
+		s[j], s[j+1] = hex[x>>4], hex[x&0xf]
+		j += 2
+	}
+	return append(b, s[:]...)
+}
+
+// isNull reports whether t is sent as null: the zero time, or an instant so
+// close to it that the microsecond wire format could not tell them apart.
+func isNull(t time.Time) bool { return t.Truncate(time.Microsecond).IsZero() }
+
+func checkTime(t time.Time) error {
+	if isNull(t) {
+		return nil
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return ErrTimeOutOfRange
+	}
+	return nil
+}
+
+func appendTimeOrNull(b []byte, t time.Time) []byte {
+	if isNull(t) {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = AppendTime(b, t)
+	return append(b, '"')
+}
+
+// AppendTime appends t as Python's datetime.isoformat() formats an aware UTC
+// datetime: converted to UTC, "YYYY-MM-DDTHH:MM:SS", then ".ffffff" only when
+// the microseconds are non-zero (nanoseconds truncated, never rounded), then
+// "+00:00". t's UTC year should be within 1..9999, as Freeze checks.
+func AppendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	b = t.AppendFormat(b, "2006-01-02T15:04:05")
+	if us := t.Nanosecond() / 1000; us != 0 {
+		b = append(b, '.')
+		for div := 100000; div > 0; div /= 10 {
+			b = append(b, byte('0'+us/div%10))
+		}
+	}
+	return append(b, "+00:00"...)
+}
+
+// FormatTime returns AppendTime(nil, t) as a string.
+func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }

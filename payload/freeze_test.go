@@ -1,0 +1,235 @@
+package payload_test
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/payload"
+)
+
+var batchID = uuid.MustParse("0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f")
+
+func base() payload.Callback {
+	return payload.Callback{
+		Event:       payload.EventBatchSucceeded,
+		BatchID:     batchID,
+		Status:      payload.StatusSucceeded,
+		Output:      json.RawMessage(`{"total":1}`),
+		DurationMS:  102345,
+		CreatedAt:   time.Date(2026, 5, 6, 10, 0, 0, 0, time.UTC),
+		CompletedAt: time.Date(2026, 5, 6, 10, 1, 42, 250_000_000, time.UTC),
+		Metadata:    nil,
+	}
+}
+
+// The expected strings below are written by hand from DESIGN.md's wire
+// contract, not produced by the code under test.
+func TestFreezeGolden(t *testing.T) {
+	plus2 := time.FixedZone("UTC+2", 2*3600)
+	tests := []struct {
+		name string
+		edit func(*payload.Callback)
+		want string
+	}{
+		{
+			name: "zero microseconds and 250 ms",
+			edit: func(*payload.Callback) {},
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":null}`,
+		},
+		{
+			name: "nanoseconds are truncated, not rounded",
+			edit: func(c *payload.Callback) {
+				c.CreatedAt = time.Date(2026, 5, 6, 10, 0, 0, 123_456_789, time.UTC)
+				c.CompletedAt = time.Date(2026, 5, 6, 10, 0, 59, 999_999_999, time.UTC)
+			},
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00.123456+00:00","completed_at":"2026-05-06T10:00:59.999999+00:00","metadata":null}`,
+		},
+		{
+			name: "sub-microsecond remainder alone gives no fraction",
+			edit: func(c *payload.Callback) {
+				c.CreatedAt = time.Date(2026, 5, 6, 10, 0, 0, 999, time.UTC)
+				c.CompletedAt = time.Date(2026, 5, 6, 10, 0, 0, 1_000, time.UTC)
+			},
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:00:00.000001+00:00","metadata":null}`,
+		},
+		{
+			name: "non-UTC input is converted to UTC",
+			edit: func(c *payload.Callback) {
+				c.CreatedAt = time.Date(2026, 5, 6, 12, 0, 0, 0, plus2)
+				c.CompletedAt = time.Date(2026, 1, 1, 1, 30, 0, 500_000_000, plus2)
+			},
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2025-12-31T23:30:00.500000+00:00","metadata":null}`,
+		},
+		{
+			name: "zero times are null",
+			edit: func(c *payload.Callback) { c.CreatedAt, c.CompletedAt = time.Time{}, time.Time{} },
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":null,"completed_at":null,"metadata":null}`,
+		},
+		{
+			name: "HTML characters and non-ASCII kept verbatim in raw metadata",
+			edit: func(c *payload.Callback) { c.Metadata = json.RawMessage(`{"note": "<a&b>", "name": "é"}`) },
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":{"note":"<a&b>","name":"é"}}`,
+		},
+		{
+			name: "HTML characters and non-ASCII kept verbatim in Go metadata",
+			edit: func(c *payload.Callback) { c.Metadata = map[string]any{"note": "<a&b>", "name": "é"} },
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":{"name":"é","note":"<a&b>"}}`,
+		},
+		{
+			name: "output null",
+			edit: func(c *payload.Callback) { c.Output = nil },
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":null,"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":null}`,
+		},
+		{
+			name: "raw metadata keeps its unsorted key order, whitespace removed",
+			edit: func(c *payload.Callback) {
+				c.Metadata = json.RawMessage("{\n  \"zeta\": 1,\n  \"alpha\": [1, 2, {\"b\": null, \"a\": true}]\n}")
+			},
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":{"zeta":1,"alpha":[1,2,{"b":null,"a":true}]}}`,
+		},
+		{
+			name: "output envelope in field order, nil items as []",
+			edit: func(c *payload.Callback) {
+				c.Event, c.Status = payload.EventBatchPartialSucceeded, payload.StatusPartialSucceeded
+				c.Output = payload.Output{Succeeded: 2, Failed: 1, Total: 3}
+			},
+			want: `{"event":"batch.partial_succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"partial_succeeded","output":{"items":[],"succeeded":2,"failed":1,"cancelled":0,"total":3},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":null}`,
+		},
+		{
+			name: "output envelope items keep HTML characters",
+			edit: func(c *payload.Callback) {
+				c.Output = payload.Output{Items: []string{"<x>"}, Succeeded: 1, Total: 1}
+			},
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"items":["<x>"],"succeeded":1,"failed":0,"cancelled":0,"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":null}`,
+		},
+		{
+			name: "strings escape quotes, backslashes and control characters only",
+			edit: func(c *payload.Callback) { c.Event = "a\"b\\c\nd\x01é<>&\u2028" },
+			want: `{"event":"a\"b\\c\nd\u0001é<>&\u2028","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":null}`,
+		},
+		{
+			name: "years before 1000 are zero-padded like Python",
+			edit: func(c *payload.Callback) { c.CreatedAt = time.Date(33, 3, 4, 5, 6, 7, 80_000, time.UTC) },
+			want: `{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded","output":{"total":1},"duration_ms":102345,"created_at":"0033-03-04T05:06:07.000080+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":null}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			got, err := payload.Freeze(c)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(got))
+
+			// The frozen bytes parse back to a Callback that freezes to the
+			// same bytes.
+			back, err := payload.Parse(got)
+			require.NoError(t, err)
+			again, err := payload.Freeze(back)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(again), "Freeze(Parse(b)) must equal b")
+		})
+	}
+}
+
+func TestFreezeRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*payload.Callback)
+		field string
+		rule  error
+	}{
+		{"empty event", func(c *payload.Callback) { c.Event = "" }, "event", payload.ErrEmptyEvent},
+		{"empty status", func(c *payload.Callback) { c.Status = "" }, "status", payload.ErrEmptyStatus},
+		{"nil batch id", func(c *payload.Callback) { c.BatchID = uuid.Nil }, "batch_id", payload.ErrNilBatchID},
+		{"output not JSON", func(c *payload.Callback) { c.Output = json.RawMessage(`{"a":`) }, "output", payload.ErrInvalidJSON},
+		{"output two values", func(c *payload.Callback) { c.Output = json.RawMessage(`1 2`) }, "output", payload.ErrInvalidJSON},
+		{"output empty raw", func(c *payload.Callback) { c.Output = json.RawMessage{} }, "output", payload.ErrInvalidJSON},
+		{"metadata not JSON", func(c *payload.Callback) { c.Metadata = json.RawMessage(`{a:1}`) }, "metadata", payload.ErrInvalidJSON},
+		{"metadata an array", func(c *payload.Callback) { c.Metadata = json.RawMessage(`[1]`) }, "metadata", payload.ErrMetadataNotObject},
+		{"metadata a string", func(c *payload.Callback) { c.Metadata = "x" }, "metadata", payload.ErrMetadataNotObject},
+		{"metadata a number", func(c *payload.Callback) { c.Metadata = json.RawMessage(` 12 `) }, "metadata", payload.ErrMetadataNotObject},
+		{"output NaN", func(c *payload.Callback) { c.Output = math.NaN() }, "output", payload.ErrNonFinite},
+		{"metadata +Inf", func(c *payload.Callback) { c.Metadata = map[string]any{"x": math.Inf(1)} }, "metadata", payload.ErrNonFinite},
+		{"output -Inf float32", func(c *payload.Callback) { c.Output = []float32{float32(math.Inf(-1))} }, "output", payload.ErrNonFinite},
+		{"output unmarshalable", func(c *payload.Callback) { c.Output = make(chan int) }, "output", payload.ErrInvalidJSON},
+		{"event invalid UTF-8", func(c *payload.Callback) { c.Event = "batch.\xff" }, "event", payload.ErrInvalidUTF8},
+		{"status invalid UTF-8", func(c *payload.Callback) { c.Status = "\xc3" }, "status", payload.ErrInvalidUTF8},
+		{"raw output invalid UTF-8", func(c *payload.Callback) { c.Output = json.RawMessage("\"\xff\"") }, "output", payload.ErrInvalidUTF8},
+		{"Go metadata invalid UTF-8", func(c *payload.Callback) { c.Metadata = map[string]any{"k": []any{"\xff"}} }, "metadata", payload.ErrInvalidUTF8},
+		{"negative duration", func(c *payload.Callback) { c.DurationMS = -1 }, "duration_ms", payload.ErrNegativeDuration},
+		{"year 10000", func(c *payload.Callback) { c.CompletedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "completed_at", payload.ErrTimeOutOfRange},
+		{"year 0 after conversion", func(c *payload.Callback) {
+			c.CreatedAt = time.Date(1, 1, 1, 0, 30, 0, 0, time.FixedZone("", 3600))
+		}, "created_at", payload.ErrTimeOutOfRange},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			b, err := payload.Freeze(c)
+			require.Error(t, err)
+			assert.Nil(t, b)
+			assert.ErrorIs(t, err, payload.ErrInvalid)
+			assert.ErrorIs(t, err, tt.rule)
+			var fe *payload.FieldError
+			require.True(t, errors.As(err, &fe), "error should be a *FieldError: %v", err)
+			assert.Equal(t, tt.field, fe.Field)
+		})
+	}
+}
+
+func TestAppendFreezeLeavesDstOnError(t *testing.T) {
+	c := base()
+	c.Metadata = json.RawMessage(`[]`)
+	dst := []byte("prefix")
+	out, err := payload.AppendFreeze(dst, c)
+	require.ErrorIs(t, err, payload.ErrMetadataNotObject)
+	assert.Equal(t, "prefix", string(out))
+}
+
+func TestParseRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		rule error
+	}{
+		{"not JSON", `{`, payload.ErrInvalidJSON},
+		{"invalid UTF-8", "{\"event\":\"\xff\"}", payload.ErrInvalidUTF8},
+		{"missing event", `{"batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded"}`, payload.ErrEmptyEvent},
+		{"missing status", `{"event":"e","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f"}`, payload.ErrEmptyStatus},
+		{"bad batch id", `{"event":"e","status":"s","batch_id":"nope"}`, payload.ErrInvalidJSON},
+		{"nil batch id", `{"event":"e","status":"s","batch_id":"00000000-0000-0000-0000-000000000000"}`, payload.ErrNilBatchID},
+		{"negative duration", `{"event":"e","status":"s","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","duration_ms":-5}`, payload.ErrNegativeDuration},
+		{"bad time", `{"event":"e","status":"s","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","created_at":"yesterday"}`, payload.ErrInvalidJSON},
+		{"metadata array", `{"event":"e","status":"s","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","metadata":[]}`, payload.ErrMetadataNotObject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := payload.Parse([]byte(tt.in))
+			assert.ErrorIs(t, err, payload.ErrInvalid)
+			assert.ErrorIs(t, err, tt.rule)
+		})
+	}
+}
+
+func TestParseFields(t *testing.T) {
+	in := `{"event":"batch.failed","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"failed","output":[1,"x"],"duration_ms":7,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":{"b":1,"a":2}}`
+	c, err := payload.Parse([]byte(in))
+	require.NoError(t, err)
+	assert.Equal(t, payload.EventBatchFailed, c.Event)
+	assert.Equal(t, batchID, c.BatchID)
+	assert.Equal(t, payload.StatusFailed, c.Status)
+	assert.Equal(t, json.RawMessage(`[1,"x"]`), c.Output)
+	assert.Equal(t, int64(7), c.DurationMS)
+	assert.True(t, c.CreatedAt.Equal(time.Date(2026, 5, 6, 10, 0, 0, 0, time.UTC)))
+	assert.True(t, c.CompletedAt.Equal(time.Date(2026, 5, 6, 10, 1, 42, 250_000_000, time.UTC)))
+	assert.Equal(t, json.RawMessage(`{"b":1,"a":2}`), c.Metadata)
+}
