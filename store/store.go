@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Store keeps deliveries and their attempts. hookline ships two: NewMemory,
+// the embedded default, and the PostgreSQL store in store/postgres, which lets
+// many processes share one queue. A custom Store proves itself by passing
+// storetest.Run.
+//
+// Every method is atomic and safe for concurrent use. A Store never reads a
+// clock: "now" is always a parameter, so tests drive time. Deliveries passed
+// in and returned are copies; a Store keeps no reference to the caller's
+// values.
+type Store interface {
+	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
+	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and
+	// UpdatedAt are set by the caller; Status must be StatusPending and
+	// AttemptCount zero). It returns ErrConflict, inserting nothing, when
+	// the batch already has a pending delivery, or when d.IsAutomatic and
+	// the batch already has an automatic delivery in any state.
+	Insert(ctx context.Context, d *Delivery) error
+
+	// Claim leases up to limit pending deliveries whose NextAttemptAt is at
+	// or before now, earliest NextAttemptAt first. Each claimed delivery gets
+	// a fresh LeaseToken, LeaseExpiresAt = now + lease, and NextAttemptAt
+	// moved to LeaseExpiresAt, so it is not due again until the lease expires;
+	// a worker that dies holding it therefore loses it at that time. The
+	// returned deliveries carry no Attempts. Claim returns an empty slice,
+	// not an error, when nothing is due.
+	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Delivery, error)
+
+	// Record stores one attempt and the delivery's new state in one step,
+	// only while leaseToken is still the delivery's current lease; otherwise
+	// it returns ErrLeaseLost and changes nothing. On success the lease is
+	// ended. ErrNotFound when the delivery does not exist.
+	Record(ctx context.Context, leaseToken uuid.UUID, r Result) error
+
+	// Release gives a leased delivery back without recording an attempt, due
+	// again at next (a worker stopping before it sent anything). ErrLeaseLost
+	// when leaseToken is no longer current, ErrNotFound when the delivery
+	// does not exist.
+	Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error
+
+	// Get returns one delivery with its attempts, or ErrNotFound.
+	Get(ctx context.Context, id uuid.UUID) (*Delivery, error)
+
+	// Latest returns the batch's newest delivery with its attempts, or
+	// ErrNotFound when the batch has none.
+	Latest(ctx context.Context, batchID uuid.UUID) (*Delivery, error)
+
+	// History returns every delivery of the batch, newest first, each with
+	// its attempts oldest first. A batch without deliveries gives an empty
+	// slice and no error.
+	History(ctx context.Context, batchID uuid.UUID) ([]*Delivery, error)
+}
+
+// Result is what Store.Record writes: the attempt just made and the state the
+// delivery moves to.
+type Result struct {
+	// DeliveryID names the delivery; Attempt.DeliveryID must equal it.
+	DeliveryID uuid.UUID
+	// Attempt is appended to the delivery's attempts; its AttemptNumber
+	// becomes the delivery's AttemptCount.
+	Attempt Attempt
+	// Status is the delivery's new status.
+	Status Status
+	// FailureReason and FailureDetail describe the last failure; empty on
+	// success.
+	FailureReason FailureReason
+	FailureDetail string
+	// SigningSecretID is the primary secret that signed this attempt.
+	SigningSecretID uuid.NullUUID
+	// NextAttemptAt is when a pending delivery is due again; zero when the
+	// new status is terminal.
+	NextAttemptAt time.Time
+	// UpdatedAt is the time of the change; CompletedAt is set (equal to it)
+	// when the new status is terminal, else zero.
+	UpdatedAt   time.Time
+	CompletedAt time.Time
+}
