@@ -30,8 +30,9 @@ type Store interface {
 	// a fresh LeaseToken, LeaseExpiresAt = now + lease, and NextAttemptAt
 	// moved to LeaseExpiresAt, so it is not due again until the lease expires;
 	// a worker that dies holding it therefore loses it at that time. The
-	// returned deliveries carry no Attempts. Claim returns an empty slice,
-	// not an error, when nothing is due.
+	// returned deliveries carry no Attempts; Get shows the current lease.
+	// Claim returns an empty slice, not an error, when nothing is due; limit
+	// must be at least 1 and lease positive.
 	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Delivery, error)
 
 	// Record stores one attempt and the delivery's new state in one step,
@@ -79,7 +80,9 @@ type Result struct {
 	// new status is terminal.
 	NextAttemptAt time.Time
 	// UpdatedAt is the time of the change; CompletedAt is set (equal to it)
-	// when the new status is terminal, else zero.
+	// when the new status is terminal, else zero. A pending Result needs a
+	// NextAttemptAt and no CompletedAt; a terminal one the reverse. A Store
+	// may refuse a Result that breaks these rules.
 	UpdatedAt   time.Time
 	CompletedAt time.Time
 }

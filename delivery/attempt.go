@@ -1,0 +1,237 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+
+	"github.com/hookline/hookline/signing"
+	"github.com/hookline/hookline/store"
+)
+
+// Version is hookline's version, sent in the User-Agent header.
+const Version = "0.1.0"
+
+// UserAgent is the User-Agent header of every attempt.
+const UserAgent = "hookline/" + Version + " (+https://github.com/hookline/hookline)"
+
+// storeRetries are the pauses between tries of a Record or Release that
+// failed: the attempt has happened, so its outcome is worth a few tries
+// before the lease is left to expire (the delivery is then attempted again).
+var storeRetries = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond, 2 * time.Second}
+
+// work makes one attempt of a claimed delivery and records it.
+func (d *Deliverer) work(rec *store.Delivery) {
+	defer func() {
+		d.busy.Add(-1)
+		d.workers.Done()
+		d.poke()
+	}()
+	res, aborted := d.attempt(rec)
+	// Store calls outlive an abort: the lease must be recorded or released.
+	ctx := context.WithoutCancel(d.runCtx)
+	if aborted {
+		next := d.cfg.Clock.Now()
+		d.retryStore("release", func() error { return d.cfg.Store.Release(ctx, rec.ID, rec.LeaseToken, next) })
+		return
+	}
+	if err := d.retryStore("record", func() error { return d.cfg.Store.Record(ctx, rec.LeaseToken, res) }); err != nil {
+		return
+	}
+	rec.AttemptCount = res.Attempt.AttemptNumber
+	rec.Status, rec.FailureReason, rec.FailureDetail = res.Status, res.FailureReason, res.FailureDetail
+	rec.SigningSecretID, rec.NextAttemptAt = res.SigningSecretID, res.NextAttemptAt
+	rec.UpdatedAt, rec.CompletedAt = res.UpdatedAt, res.CompletedAt
+	rec.LeaseToken, rec.LeaseExpiresAt = uuid.Nil, time.Time{}
+	if rec.Status == store.StatusPending {
+		d.expectDue(rec.NextAttemptAt)
+	}
+	d.report(rec, res.Attempt)
+}
+
+// retryStore runs call until it succeeds, fails with ErrLeaseLost or
+// ErrNotFound (which no retry mends), or the retries run out.
+func (d *Deliverer) retryStore(op string, call func() error) error {
+	var err error
+	for i := 0; ; i++ {
+		if err = call(); err == nil {
+			return nil
+		}
+		if errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrNotFound) {
+			d.cfg.Logger.Warn("hookline: lease lost; another worker owns the delivery", "op", op, "error", err)
+			return err
+		}
+		d.storeError(op, err)
+		if i == len(storeRetries) {
+			return err
+		}
+		time.Sleep(storeRetries[i])
+	}
+}
+
+func (d *Deliverer) report(rec *store.Delivery, a store.Attempt) {
+	log := d.cfg.Logger
+	switch {
+	case rec.Status == store.StatusSucceeded:
+		log.Debug("hookline: delivered", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempt", a.AttemptNumber, "status", a.StatusCode)
+	case rec.Status == store.StatusFailed:
+		log.Warn("hookline: delivery failed", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempts", a.AttemptNumber,
+			"reason", rec.FailureReason, "detail", rec.FailureDetail)
+	default:
+		log.Info("hookline: attempt failed; will retry", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempt", a.AttemptNumber,
+			"reason", rec.FailureReason, "detail", rec.FailureDetail, "next_attempt_at", rec.NextAttemptAt)
+	}
+	if f := d.cfg.Observer.Attempt; f != nil {
+		f(rec, a)
+	}
+	if f := d.cfg.Observer.Done; f != nil && rec.Status.Terminal() {
+		f(rec)
+	}
+}
+
+// attempt sends one request for rec and returns what to record. aborted is
+// true when the Deliverer was stopped mid-attempt; nothing should be
+// recorded then.
+func (d *Deliverer) attempt(rec *store.Delivery) (res store.Result, aborted bool) {
+	signer := d.signer.Load()
+	start := d.cfg.Clock.Now()
+	a := store.Attempt{
+		ID:            uuid.Must(uuid.NewV7()),
+		DeliveryID:    rec.ID,
+		AttemptNumber: rec.AttemptCount + 1,
+		CreatedAt:     start,
+	}
+	res = store.Result{DeliveryID: rec.ID, SigningSecretID: uuid.NullUUID{UUID: signer.Keys().Primary().ID(), Valid: true}}
+
+	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.AttemptTimeout)
+	defer cancel()
+	status, body, header, reason, detail, elapsed := d.send(ctx, rec, a.ID, start, signer)
+	if d.runCtx.Err() != nil && status == 0 {
+		return res, true
+	}
+	a.StatusCode, a.ResponseBody, a.ResponseTimeMS = status, body, elapsed.Milliseconds()
+
+	now := d.cfg.Clock.Now()
+	res.UpdatedAt = now
+	if reason == "" {
+		res.Status = store.StatusSucceeded
+		res.CompletedAt = now
+		a.ErrorMessage = detail // e.g. a body that could not be read to the end
+		res.Attempt = a
+		return res, false
+	}
+	a.ErrorMessage, a.FailureReason = detail, reason
+	res.Attempt, res.FailureReason, res.FailureDetail = a, reason, detail
+
+	permanent := reason == store.ReasonBlockedDestination || reason == store.ReasonInvalidURL || status == http.StatusGone
+	delay := backoff.Stop
+	if !permanent && a.AttemptNumber < rec.MaxAttempts {
+		delay = delayAfter(d.cfg.RetryPolicy, a.AttemptNumber)
+	}
+	if delay == backoff.Stop {
+		res.Status, res.CompletedAt = store.StatusFailed, now
+		return res, false
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		if ra, ok := retryAfter(header.Get("Retry-After"), now); ok {
+			delay = max(delay, min(ra, d.cfg.MaxRetryAfter))
+		}
+	}
+	res.Status, res.NextAttemptAt = store.StatusPending, now.Add(delay)
+	return res, false
+}
+
+// send POSTs the frozen bytes and reads the response under the body limit.
+// reason is empty for a 2xx.
+func (d *Deliverer) send(ctx context.Context, rec *store.Delivery, requestID uuid.UUID, now time.Time, signer *signing.Signer) (status int, body string, header http.Header, reason store.FailureReason, detail string, elapsed time.Duration) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rec.CallbackURL, bytes.NewReader(rec.Payload))
+	if err != nil {
+		return 0, "", nil, store.ReasonInvalidURL, "cannot build request: " + err.Error(), 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	if err := signer.Sign(req.Header, rec.ID.String(), requestID, now, rec.Payload); err != nil {
+		// A Signer that cannot sign is a configuration error; retrying may
+		// meet a fixed Signer (SetSigner).
+		return 0, "", nil, store.ReasonConnectionError, "not sent: signing failed: " + err.Error(), 0
+	}
+
+	t0 := time.Now() // real time: this measures real I/O
+	resp, err := d.cfg.HTTPClient.Do(req)
+	if err != nil {
+		reason, detail := classify(ctx, err)
+		return 0, "", nil, reason, detail, time.Since(t0)
+	}
+	defer resp.Body.Close()
+	b, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(d.cfg.ResponseBodyLimit)))
+	elapsed = time.Since(t0)
+	status, header, body = resp.StatusCode, resp.Header, responseText(b)
+	if readErr != nil {
+		_, msg := classify(ctx, readErr)
+		detail = "reading response body: " + msg
+	}
+	switch {
+	case status >= 200 && status < 300:
+		return status, body, header, "", detail, elapsed
+	case status >= 300 && status < 400:
+		detail = fmt.Sprintf("HTTP %d %s (redirects are not followed)", status, http.StatusText(status))
+		if loc := resp.Header.Get("Location"); loc != "" {
+			detail += " to " + quote(redactURL(loc))
+		}
+		return status, body, header, store.ReasonRedirect, detail, elapsed
+	default:
+		return status, body, header, store.ReasonHTTPError, fmt.Sprintf("HTTP %d %s", status, http.StatusText(status)), elapsed
+	}
+}
+
+// responseText stores a response body prefix as text, replacing bytes that
+// are not UTF-8 (a prefix may also cut a character in two).
+func responseText(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// classify maps a transport error to a failure reason and a message.
+func classify(ctx context.Context, err error) (store.FailureReason, string) {
+	var (
+		dnsErr   *net.DNSError
+		certErr  *tls.CertificateVerificationError
+		unknownA x509.UnknownAuthorityError
+		hostErr  x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		recErr   tls.RecordHeaderError
+		alertErr tls.AlertError
+		netErr   net.Error
+	)
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		return store.ReasonTimeout, msg
+	case errors.As(err, &dnsErr):
+		return store.ReasonDNSError, msg
+	case errors.As(err, &certErr), errors.As(err, &unknownA), errors.As(err, &hostErr),
+		errors.As(err, &invalid), errors.As(err, &recErr), errors.As(err, &alertErr):
+		return store.ReasonTLSError, msg
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return store.ReasonTimeout, msg
+	default:
+		// Refused, reset, closed early (EOF) and every other failure to
+		// get a response.
+		return store.ReasonConnectionError, msg
+	}
+}

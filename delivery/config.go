@@ -1,0 +1,193 @@
+package delivery
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hookline/hookline/signing"
+	"github.com/hookline/hookline/store"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultWorkers           = 32
+	DefaultMaxAttempts       = 8
+	DefaultAttemptTimeout    = 15 * time.Second
+	DefaultLease             = time.Minute
+	DefaultPollInterval      = time.Second
+	DefaultMaxRetryAfter     = time.Hour
+	DefaultResponseBodyLimit = 20_000
+	DefaultMaxPayloadBytes   = 256 << 10
+)
+
+// Config configures a Deliverer. The zero value of every field but Signer
+// means its documented default.
+type Config struct {
+	// Signer signs every attempt. Required: build it with signing.NewSigner.
+	// Swap it at run time (secret rotation) with Deliverer.SetSigner.
+	Signer *signing.Signer
+
+	// Store keeps deliveries and attempts. Default: store.NewMemory(), which
+	// lives and dies with the process; use store/postgres to survive restarts
+	// and share work between replicas.
+	Store store.Store
+
+	// Clock reads the time and makes timers. Default: SystemClock().
+	Clock Clock
+
+	// HTTPClient sends the attempts. Default: a client that follows no
+	// redirect and reuses connections. A client you bring must not follow
+	// redirects if you want 3xx recorded as "redirect".
+	HTTPClient *http.Client
+
+	// Workers is how many attempts run at once. Default DefaultWorkers.
+	Workers int
+
+	// MaxAttempts is how many attempts a delivery gets before it fails.
+	// Default DefaultMaxAttempts (8).
+	MaxAttempts int
+
+	// RetryPolicy gives the delays between attempts. Default
+	// DefaultRetryPolicy (DefaultSchedule with ±20% jitter).
+	RetryPolicy RetryPolicy
+
+	// MaxRetryAfter bounds how long a Retry-After header (on 429 and 503)
+	// can push the next attempt out; a longer one is cut to it. Default
+	// DefaultMaxRetryAfter (1 hour).
+	MaxRetryAfter time.Duration
+
+	// AttemptTimeout bounds one attempt in real time: connecting, sending
+	// and reading the response. Default DefaultAttemptTimeout (15 s).
+	AttemptTimeout time.Duration
+
+	// Lease is how long a claimed delivery belongs to this Deliverer before
+	// another may take it; it must exceed AttemptTimeout. Default
+	// DefaultLease (1 minute), or 2×AttemptTimeout when that is longer.
+	Lease time.Duration
+
+	// PollInterval is how often the Store is asked for due deliveries when
+	// nothing wakes the Deliverer sooner (Deliver and finished attempts do).
+	// Default DefaultPollInterval (1 s).
+	PollInterval time.Duration
+
+	// ResponseBodyLimit is how many bytes of a response body are read and
+	// stored with the attempt; reading stops there. Default
+	// DefaultResponseBodyLimit (20,000).
+	ResponseBodyLimit int
+
+	// MaxPayloadBytes is the largest frozen payload Deliver accepts.
+	// Default DefaultMaxPayloadBytes (256 KiB).
+	MaxPayloadBytes int
+
+	// AllowURLUserinfo lets callback URLs carry user:password@ (sent as
+	// basic auth). Default false: such URLs are refused.
+	AllowURLUserinfo bool
+
+	// Logger receives failures (store errors, failed attempts at Info,
+	// deliveries that end failed at Warn). Default: discard.
+	Logger *slog.Logger
+
+	// Observer is told of every attempt and every delivery that ends.
+	// Default: nothing is told.
+	Observer Observer
+}
+
+// Observer hooks let a host feed metrics or traces without hookline importing
+// a metrics library. Each field may be nil. Hooks run on the worker goroutine
+// that made the attempt, so they must be quick and safe for concurrent use.
+type Observer struct {
+	// Attempt is called after each attempt is recorded. d is the delivery's
+	// new state without its Attempts; a is the attempt.
+	Attempt func(d *store.Delivery, a store.Attempt)
+	// Done is called when a delivery reaches succeeded or failed, after
+	// Attempt.
+	Done func(d *store.Delivery)
+	// Error is called when a Store call fails (the Deliverer retries on its
+	// own schedule), with the operation's name ("claim", "record",
+	// "release").
+	Error func(op string, err error)
+}
+
+// withDefaults returns c with defaults filled in, or an error naming the first
+// bad field.
+func (c Config) withDefaults() (Config, error) {
+	bad := func(field, msg string) (Config, error) {
+		return c, fmt.Errorf("delivery: Config.%s %s: %w", field, msg, ErrInvalidConfig)
+	}
+	if c.Signer == nil {
+		return bad("Signer", "is required; build one with signing.NewSigner")
+	}
+	if c.Store == nil {
+		c.Store = store.NewMemory()
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock()
+	}
+	if c.RetryPolicy == nil {
+		c.RetryPolicy = DefaultRetryPolicy
+	}
+	type intField struct {
+		name string
+		v    *int
+		def  int
+	}
+	for _, f := range []intField{
+		{"Workers", &c.Workers, DefaultWorkers},
+		{"MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts},
+		{"ResponseBodyLimit", &c.ResponseBodyLimit, DefaultResponseBodyLimit},
+		{"MaxPayloadBytes", &c.MaxPayloadBytes, DefaultMaxPayloadBytes},
+	} {
+		if *f.v < 0 {
+			return bad(f.name, "is negative; use 0 for the default")
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	type durField struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}
+	for _, f := range []durField{
+		{"AttemptTimeout", &c.AttemptTimeout, DefaultAttemptTimeout},
+		{"PollInterval", &c.PollInterval, DefaultPollInterval},
+		{"MaxRetryAfter", &c.MaxRetryAfter, DefaultMaxRetryAfter},
+		{"Lease", &c.Lease, -1}, // default depends on AttemptTimeout
+	} {
+		if *f.v < 0 {
+			return bad(f.name, "is negative; use 0 for the default")
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if c.Lease == -1 {
+		c.Lease = max(DefaultLease, 2*c.AttemptTimeout)
+	}
+	if c.Lease <= c.AttemptTimeout {
+		return bad("Lease", fmt.Sprintf("(%s) must be longer than AttemptTimeout (%s), or another worker may take a delivery mid-attempt", c.Lease, c.AttemptTimeout))
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = defaultHTTPClient()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// defaultHTTPClient follows no redirect and keeps enough idle connections per
+// host for every worker.
+func defaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no global cap
+	tr.MaxIdleConnsPerHost = DefaultWorkers * 2
+	tr.ForceAttemptHTTP2 = true
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

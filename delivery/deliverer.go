@@ -1,0 +1,321 @@
+package delivery
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hookline/hookline/payload"
+	"github.com/hookline/hookline/signing"
+	"github.com/hookline/hookline/store"
+)
+
+// Deliverer sends batch callbacks: Deliver freezes and stores one, workers
+// started by Start claim due deliveries from the Store, sign and POST them,
+// and record every attempt; failures are retried on the RetryPolicy until the
+// delivery succeeds or fails for good. Redeliver, Get and History serve the
+// host's own routes.
+//
+// Make one with New. All methods are safe for concurrent use. Deliver,
+// Redeliver, Get and History work whether or not the Deliverer is started;
+// only Start makes attempts.
+type Deliverer struct {
+	cfg    Config
+	signer atomic.Pointer[signing.Signer]
+	wake   chan struct{} // capacity 1: "look at the Store again"
+
+	mu      sync.Mutex
+	state   int // 0 new, 1 started, 2 stopped
+	stopCh  chan struct{}
+	runCtx  context.Context
+	abort   context.CancelFunc // aborts attempts in flight
+	done    chan struct{}      // closed when the dispatcher has returned
+	workers sync.WaitGroup
+	busy    atomic.Int64 // attempts in flight
+
+	dueMu sync.Mutex
+	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
+}
+
+// maxDueHints bounds the retry times a Deliverer remembers to wake for;
+// beyond it, retries are found by polling.
+const maxDueHints = 10_000
+
+// timeHeap is a min-heap of times.
+type timeHeap []time.Time
+
+func (h timeHeap) Len() int           { return len(h) }
+func (h timeHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h timeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timeHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *timeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// expectDue remembers that a delivery is due at t, so the dispatcher wakes
+// then rather than at its next poll.
+func (d *Deliverer) expectDue(t time.Time) {
+	d.dueMu.Lock()
+	defer d.dueMu.Unlock()
+	if d.due.Len() < maxDueHints {
+		heap.Push(&d.due, t)
+	}
+}
+
+// sleepFor returns how long the dispatcher may sleep at now: until the
+// earliest expected retry, at most PollInterval. Past hints are dropped: the
+// Claim just made has seen them.
+func (d *Deliverer) sleepFor(now time.Time) time.Duration {
+	d.dueMu.Lock()
+	defer d.dueMu.Unlock()
+	for d.due.Len() > 0 && !d.due[0].After(now) {
+		heap.Pop(&d.due)
+	}
+	wait := d.cfg.PollInterval
+	if d.due.Len() > 0 {
+		wait = min(wait, d.due[0].Sub(now))
+	}
+	return wait
+}
+
+// New returns a Deliverer for cfg, or an error matching ErrInvalidConfig that
+// names the bad field.
+func New(cfg Config) (*Deliverer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d := &Deliverer{cfg: cfg, wake: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}
+	d.signer.Store(cfg.Signer)
+	return d, nil
+}
+
+// SetSigner replaces the Signer for every attempt from now on, for secret
+// rotation: build the new one from a KeyRing holding the new primary and the
+// old secret, so receivers can verify with either while they switch.
+func (d *Deliverer) SetSigner(s *signing.Signer) error {
+	if s == nil {
+		return fmt.Errorf("delivery: SetSigner(nil): %w", ErrInvalidConfig)
+	}
+	d.signer.Store(s)
+	return nil
+}
+
+// Store returns the Store the Deliverer uses.
+func (d *Deliverer) Store() store.Store { return d.cfg.Store }
+
+// Deliver validates the callback URL and the payload, freezes the payload into
+// its canonical bytes, stores a pending automatic delivery due now, and wakes
+// a worker. It returns the stored record; the attempts happen in the
+// background.
+//
+// A batch has at most one automatic delivery: calling Deliver again for the
+// same batch with the same URL and identical frozen bytes returns the existing
+// record and sends nothing new (a retried host job is harmless); with
+// different bytes or URL it returns ErrConflict.
+//
+// Errors: a *URLError (ErrInvalidURL) for a bad URL, a *payload.FieldError
+// (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict, or
+// the Store's error.
+func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.Callback) (*store.Delivery, error) {
+	if err := ValidateURL(callbackURL, d.cfg.AllowURLUserinfo); err != nil {
+		return nil, err
+	}
+	body, err := payload.Freeze(p)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > d.cfg.MaxPayloadBytes {
+		return nil, fmt.Errorf("deliver batch %s: frozen payload is %d bytes, over the %d-byte limit (Config.MaxPayloadBytes): %w",
+			p.BatchID, len(body), d.cfg.MaxPayloadBytes, ErrPayloadTooLarge)
+	}
+	rec, err := d.enqueue(ctx, callbackURL, p.BatchID, body, true)
+	if errors.Is(err, store.ErrConflict) {
+		// The same host job retried: hand back the delivery it made.
+		if prev := d.automatic(ctx, p.BatchID); prev != nil && prev.CallbackURL == callbackURL && bytes.Equal(prev.Payload, body) {
+			return prev, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deliver batch %s: %w", p.BatchID, err)
+	}
+	return rec, nil
+}
+
+// automatic returns the batch's automatic delivery, if it has one.
+func (d *Deliverer) automatic(ctx context.Context, batchID uuid.UUID) *store.Delivery {
+	h, err := d.cfg.Store.History(ctx, batchID)
+	if err != nil {
+		return nil
+	}
+	for _, rec := range h {
+		if rec.IsAutomatic {
+			return rec
+		}
+	}
+	return nil
+}
+
+// Redeliver starts a new, manual delivery of the batch's callback: the exact
+// frozen bytes and URL of its latest delivery, a new id, IsAutomatic false,
+// signed with the secrets active now. It returns the new record at once.
+// ErrNotFound when the batch has no delivery; ErrConflict while one is still
+// in flight.
+func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.Delivery, error) {
+	latest, err := d.cfg.Store.Latest(ctx, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("redeliver batch %s: %w", batchID, err)
+	}
+	if latest.Status == store.StatusPending {
+		return nil, fmt.Errorf("redeliver batch %s: delivery %s is still pending: %w", batchID, latest.ID, store.ErrConflict)
+	}
+	rec, err := d.enqueue(ctx, latest.CallbackURL, batchID, latest.Payload, false)
+	if err != nil {
+		return nil, fmt.Errorf("redeliver batch %s: %w", batchID, err)
+	}
+	return rec, nil
+}
+
+// Get returns one delivery with its attempts, or ErrNotFound.
+func (d *Deliverer) Get(ctx context.Context, id uuid.UUID) (*store.Delivery, error) {
+	return d.cfg.Store.Get(ctx, id)
+}
+
+// History returns the batch's deliveries, newest first, each with its
+// attempts oldest first; empty when the batch has none.
+func (d *Deliverer) History(ctx context.Context, batchID uuid.UUID) ([]*store.Delivery, error) {
+	return d.cfg.Store.History(ctx, batchID)
+}
+
+func (d *Deliverer) enqueue(ctx context.Context, url string, batchID uuid.UUID, body []byte, automatic bool) (*store.Delivery, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new delivery id: %w", err)
+	}
+	now := d.cfg.Clock.Now()
+	rec := &store.Delivery{
+		ID:            id,
+		BatchID:       batchID,
+		CallbackURL:   url,
+		Payload:       body,
+		IsAutomatic:   automatic,
+		Status:        store.StatusPending,
+		MaxAttempts:   d.cfg.MaxAttempts,
+		NextAttemptAt: now,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}
+	if err := d.cfg.Store.Insert(ctx, rec); err != nil {
+		return nil, err
+	}
+	d.poke()
+	return rec, nil
+}
+
+// poke wakes the dispatcher without blocking.
+func (d *Deliverer) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start begins claiming and sending due deliveries in the background and
+// returns at once. Cancelling ctx stops the Deliverer hard (attempts in
+// flight are aborted and their leases released); Stop stops it gracefully.
+// A Deliverer starts once: a second Start, or a Start after Stop, returns
+// ErrStopped.
+func (d *Deliverer) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state != 0 {
+		return ErrStopped
+	}
+	d.state = 1
+	d.runCtx, d.abort = context.WithCancel(ctx)
+	go d.dispatch()
+	return nil
+}
+
+// Stop stops claiming new deliveries and waits for the attempts in flight to
+// finish and be recorded. If ctx ends first, it aborts them, releases their
+// leases (so they are due again at once, for this or another process) and
+// returns ctx's error. Either way no delivery is left leased by this
+// Deliverer. Stop on a Deliverer never started, or already stopped, returns
+// nil.
+func (d *Deliverer) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	if d.state != 1 {
+		d.state = 2
+		d.mu.Unlock()
+		return nil
+	}
+	d.state = 2
+	close(d.stopCh)
+	d.mu.Unlock()
+
+	<-d.done
+	finished := make(chan struct{})
+	go func() { d.workers.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		d.abort()
+		return nil
+	case <-ctx.Done():
+		d.abort()
+		<-finished
+		return ctx.Err()
+	}
+}
+
+// dispatch claims due deliveries while workers are free, and sleeps until
+// Deliver or a finished attempt wakes it, or PollInterval passes.
+func (d *Deliverer) dispatch() {
+	defer close(d.done)
+	for {
+		select {
+		case <-d.stopCh:
+			return
+		case <-d.runCtx.Done():
+			return
+		default:
+		}
+		now := d.cfg.Clock.Now()
+		if free := int64(d.cfg.Workers) - d.busy.Load(); free > 0 {
+			claimed, err := d.cfg.Store.Claim(d.runCtx, now, int(free), d.cfg.Lease)
+			if err != nil && d.runCtx.Err() == nil {
+				d.storeError("claim", err)
+			}
+			for _, rec := range claimed {
+				d.busy.Add(1)
+				d.workers.Add(1)
+				go d.work(rec)
+			}
+		}
+		t := d.cfg.Clock.NewTimer(d.sleepFor(now))
+		select {
+		case <-d.wake:
+		case <-t.C():
+		case <-d.stopCh:
+		case <-d.runCtx.Done():
+		}
+		t.Stop()
+	}
+}
+
+func (d *Deliverer) storeError(op string, err error) {
+	d.cfg.Logger.Error("hookline: store call failed", "op", op, "error", err)
+	if f := d.cfg.Observer.Error; f != nil {
+		f(op, err)
+	}
+}

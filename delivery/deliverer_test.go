@@ -1,0 +1,398 @@
+package delivery_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/delivery"
+	"github.com/hookline/hookline/payload"
+	"github.com/hookline/hookline/signing"
+	"github.com/hookline/hookline/store"
+)
+
+func TestSuccessFirstTry(t *testing.T) {
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"ok":true}`)) }, nil)
+	rec := h.deliver(h.srv.URL + "/hook")
+	assert.Equal(t, store.StatusPending, rec.Status)
+	assert.True(t, rec.IsAutomatic)
+
+	got := h.waitTerminal(rec.ID)
+	assert.Equal(t, store.StatusSucceeded, got.Status)
+	assert.Equal(t, 1, got.AttemptCount)
+	require.Len(t, got.Attempts, 1)
+	a := got.Attempts[0]
+	assert.Equal(t, 200, a.StatusCode)
+	assert.Equal(t, `{"ok":true}`, a.ResponseBody)
+	assert.Empty(t, a.ErrorMessage)
+	assert.True(t, a.CreatedAt.Equal(t0))
+	assert.True(t, got.CompletedAt.Equal(t0))
+	assert.True(t, got.NextAttemptAt.IsZero())
+	assert.Equal(t, uuid.NullUUID{UUID: h.secret.ID(), Valid: true}, got.SigningSecretID)
+
+	reqs := h.requests()
+	require.Len(t, reqs, 1)
+	r := reqs[0]
+	assert.Equal(t, string(rec.Payload), string(r.Body), "the body must be the frozen bytes")
+	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	assert.True(t, strings.HasPrefix(r.Header.Get("User-Agent"), "hookline/"))
+	assert.Equal(t, rec.ID.String(), r.Header.Get("Webhook-Id"))
+	assert.Equal(t, a.ID.String(), r.Header.Get("Runflow-Request-Id"))
+	_, err := h.ver.VerifyStandard(r.Header, r.Body)
+	assert.NoError(t, err)
+	_, err = h.ver.VerifyHex(r.Header, r.Body)
+	assert.NoError(t, err)
+}
+
+func TestRetriesOnScheduleThenSucceeds(t *testing.T) {
+	var calls atomic.Int32
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}, nil)
+	rec := h.deliver(h.srv.URL)
+
+	// Attempt n+1 is due DefaultSchedule[n-1] after attempt n.
+	want := []time.Time{t0}
+	for n := 1; n <= 3; n++ {
+		got := h.waitAttempts(rec.ID, n)
+		require.Equal(t, store.StatusPending, got.Status)
+		assert.Equal(t, store.ReasonHTTPError, got.FailureReason)
+		next := want[n-1].Add(delivery.DefaultSchedule[n-1])
+		assert.True(t, got.NextAttemptAt.Equal(next), "attempt %d: next at %s, want %s", n, got.NextAttemptAt, next)
+		want = append(want, next)
+
+		// Nothing is sent a moment before the next attempt is due.
+		h.clock.Set(next.Add(-time.Millisecond))
+		settle()
+		assert.Equal(t, n, len(h.requests()), "attempt %d was sent early", n+1)
+		h.clock.Set(next)
+	}
+	got := h.waitTerminal(rec.ID)
+	assert.Equal(t, store.StatusSucceeded, got.Status)
+	require.Len(t, got.Attempts, 4)
+	for i, a := range got.Attempts {
+		assert.Equal(t, i+1, a.AttemptNumber)
+		assert.True(t, a.CreatedAt.Equal(want[i]), "attempt %d at %s, want %s", i+1, a.CreatedAt, want[i])
+	}
+	assert.Equal(t, []int{503, 503, 503, 200}, statusCodes(got))
+	assert.Empty(t, got.FailureReason, "a success clears the failure")
+
+	// Every attempt carried the same bytes and the same webhook-id.
+	for _, r := range h.requests() {
+		assert.Equal(t, string(rec.Payload), string(r.Body))
+		assert.Equal(t, rec.ID.String(), r.Header.Get("Webhook-Id"))
+	}
+}
+
+func statusCodes(d *store.Delivery) []int {
+	var out []int
+	for _, a := range d.Attempts {
+		out = append(out, a.StatusCode)
+	}
+	return out
+}
+
+// driveToEnd advances the clock by each retry delay until the delivery ends.
+func (h *harness) driveToEnd(id uuid.UUID) *store.Delivery {
+	h.t.Helper()
+	for n := 1; ; n++ {
+		got := h.waitAttempts(id, n)
+		if got.Status.Terminal() {
+			return got
+		}
+		h.clock.Set(got.NextAttemptAt)
+	}
+}
+
+func TestAlways500FailsAfterMaxAttempts(t *testing.T) {
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, nil)
+	rec := h.deliver(h.srv.URL)
+	got := h.driveToEnd(rec.ID)
+	assert.Equal(t, store.StatusFailed, got.Status)
+	assert.Equal(t, store.ReasonHTTPError, got.FailureReason)
+	assert.Equal(t, "HTTP 500 Internal Server Error", got.FailureDetail)
+	assert.Equal(t, delivery.DefaultMaxAttempts, got.AttemptCount)
+	assert.Len(t, got.Attempts, delivery.DefaultMaxAttempts)
+	assert.Equal(t, "boom\n", got.Attempts[0].ResponseBody)
+	assert.True(t, got.NextAttemptAt.IsZero())
+	assert.False(t, got.CompletedAt.IsZero())
+	// The whole default schedule spans about 27 hours.
+	span := got.Attempts[len(got.Attempts)-1].CreatedAt.Sub(got.Attempts[0].CreatedAt)
+	assert.Equal(t, 27*time.Hour+35*time.Minute+5*time.Second, span)
+	assert.Len(t, h.requests(), delivery.DefaultMaxAttempts)
+}
+
+func TestGoneIsPermanent(t *testing.T) {
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) }, nil)
+	rec := h.deliver(h.srv.URL)
+	got := h.waitTerminal(rec.ID)
+	assert.Equal(t, store.StatusFailed, got.Status)
+	assert.Equal(t, store.ReasonHTTPError, got.FailureReason)
+	assert.Equal(t, 1, got.AttemptCount)
+	assert.Equal(t, 410, got.Attempts[0].StatusCode)
+}
+
+func TestConnectionRefusedIsRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String() + "/hook"
+	require.NoError(t, ln.Close())
+
+	h := newHarness(t, nil, nil)
+	rec := h.deliver(url)
+	got := h.waitAttempts(rec.ID, 1)
+	assert.Equal(t, store.StatusPending, got.Status, "a refused connection is retried")
+	assert.Equal(t, store.ReasonConnectionError, got.FailureReason)
+	assert.Zero(t, got.Attempts[0].StatusCode)
+	assert.Contains(t, got.Attempts[0].ErrorMessage, "refused")
+	h.clock.Set(got.NextAttemptAt)
+	got = h.waitAttempts(rec.ID, 2)
+	assert.Equal(t, store.ReasonConnectionError, got.FailureReason)
+}
+
+func TestSlowReceiverTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}, func(c *delivery.Config) { c.AttemptTimeout = 100 * time.Millisecond })
+	defer close(release)
+	rec := h.deliver(h.srv.URL)
+	got := h.waitAttempts(rec.ID, 1)
+	assert.Equal(t, store.StatusPending, got.Status)
+	assert.Equal(t, store.ReasonTimeout, got.FailureReason)
+	assert.GreaterOrEqual(t, got.Attempts[0].ResponseTimeMS, int64(100))
+}
+
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var followed atomic.Bool
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			followed.Store(true)
+			return
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}, nil)
+	rec := h.deliver(h.srv.URL + "/hook")
+	got := h.waitAttempts(rec.ID, 1)
+	assert.Equal(t, store.ReasonRedirect, got.FailureReason)
+	assert.Equal(t, 302, got.Attempts[0].StatusCode)
+	assert.Contains(t, got.FailureDetail, "/elsewhere")
+	assert.Equal(t, store.StatusPending, got.Status, "a redirect is retried, not followed")
+	assert.False(t, followed.Load(), "the redirect was followed")
+	assert.Len(t, h.requests(), 1)
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			var calls atomic.Int32
+			h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					w.Header().Set("Retry-After", "120")
+					w.WriteHeader(code)
+				}
+			}, nil)
+			rec := h.deliver(h.srv.URL)
+			got := h.waitAttempts(rec.ID, 1)
+			assert.True(t, got.NextAttemptAt.Equal(t0.Add(120*time.Second)), "next attempt at %s, want t0+120s", got.NextAttemptAt)
+			h.clock.Set(t0.Add(119 * time.Second))
+			settle()
+			assert.Len(t, h.requests(), 1, "retried before Retry-After")
+			h.clock.Set(t0.Add(120 * time.Second))
+			assert.Equal(t, store.StatusSucceeded, h.waitTerminal(rec.ID).Status)
+		})
+	}
+	t.Run("bounded by MaxRetryAfter", func(t *testing.T) {
+		h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "86400")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, func(c *delivery.Config) { c.MaxRetryAfter = 10 * time.Minute })
+		rec := h.deliver(h.srv.URL)
+		got := h.waitAttempts(rec.ID, 1)
+		assert.True(t, got.NextAttemptAt.Equal(t0.Add(10*time.Minute)), "next attempt at %s", got.NextAttemptAt)
+	})
+	t.Run("never earlier than the schedule", func(t *testing.T) {
+		h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, nil)
+		rec := h.deliver(h.srv.URL)
+		got := h.waitAttempts(rec.ID, 1)
+		assert.True(t, got.NextAttemptAt.Equal(t0.Add(5*time.Second)), "next attempt at %s", got.NextAttemptAt)
+	})
+}
+
+func TestRedeliver(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	batch := uuid.New()
+	first, err := h.d.Deliver(context.Background(), h.srv.URL, callback(batch))
+	require.NoError(t, err)
+	h.waitTerminal(first.ID)
+
+	// A rotation happens between the two deliveries.
+	newer := newSecret(t)
+	require.NoError(t, h.d.SetSigner(newSigner(t, newer, h.secret)))
+
+	second, err := h.d.Redeliver(context.Background(), batch)
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, second.ID)
+	assert.False(t, second.IsAutomatic)
+	assert.Equal(t, store.StatusPending, second.Status)
+	got := h.waitTerminal(second.ID)
+	assert.Equal(t, uuid.NullUUID{UUID: newer.ID(), Valid: true}, got.SigningSecretID)
+
+	reqs := h.requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, reqs[0].Body, reqs[1].Body, "a redelivery sends byte-identical bodies")
+	assert.Equal(t, second.ID.String(), reqs[1].Header.Get("Webhook-Id"))
+
+	hist, err := h.d.History(context.Background(), batch)
+	require.NoError(t, err)
+	require.Len(t, hist, 2)
+	assert.Equal(t, second.ID, hist[0].ID, "history is newest first")
+	assert.Equal(t, first.ID, hist[1].ID)
+}
+
+func TestRedeliverWhileInFlightConflicts(t *testing.T) {
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, nil)
+	batch := uuid.New()
+	rec, err := h.d.Deliver(context.Background(), h.srv.URL, callback(batch))
+	require.NoError(t, err)
+	h.waitAttempts(rec.ID, 1)
+	_, err = h.d.Redeliver(context.Background(), batch)
+	assert.ErrorIs(t, err, delivery.ErrConflict)
+}
+
+func TestRedeliverUnknownBatch(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	_, err := h.d.Redeliver(context.Background(), uuid.New())
+	assert.ErrorIs(t, err, delivery.ErrNotFound)
+	hist, err := h.d.History(context.Background(), uuid.New())
+	assert.NoError(t, err)
+	assert.Empty(t, hist)
+}
+
+func TestRotationVerifiesWithEitherSecret(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	newer := newSecret(t)
+	require.NoError(t, h.d.SetSigner(newSigner(t, newer, h.secret)))
+	rec := h.deliver(h.srv.URL)
+	h.waitTerminal(rec.ID)
+	r := h.requests()[0]
+	for name, s := range map[string]signing.Secret{"old": h.secret, "new": newer} {
+		v, err := signing.NewVerifier(signing.VerifierConfig{Secrets: []signing.Secret{s}, Now: h.clock.Now})
+		require.NoError(t, err)
+		_, err = v.VerifyStandard(r.Header, r.Body)
+		assert.NoError(t, err, "the %s secret alone must verify a request signed during rotation", name)
+	}
+}
+
+func TestDeliverIsIdempotentPerBatch(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	batch := uuid.New()
+	first, err := h.d.Deliver(context.Background(), h.srv.URL, callback(batch))
+	require.NoError(t, err)
+	h.waitTerminal(first.ID)
+
+	again, err := h.d.Deliver(context.Background(), h.srv.URL, callback(batch))
+	require.NoError(t, err, "the same callback again is harmless")
+	assert.Equal(t, first.ID, again.ID)
+
+	changed := callback(batch)
+	changed.DurationMS++
+	_, err = h.d.Deliver(context.Background(), h.srv.URL, changed)
+	assert.ErrorIs(t, err, delivery.ErrConflict)
+	_, err = h.d.Deliver(context.Background(), h.srv.URL+"/other", callback(batch))
+	assert.ErrorIs(t, err, delivery.ErrConflict)
+	settle()
+	assert.Len(t, h.requests(), 1, "nothing new was sent")
+}
+
+func TestDeliverRejectsBadInput(t *testing.T) {
+	h := newHarness(t, nil, func(c *delivery.Config) { c.MaxPayloadBytes = 1024 })
+	ctx := context.Background()
+	for _, u := range []string{"", "ftp://example.com/", "example.com/hook", "http:///nohost", "https://user:pw@example.com/",
+		"http://example.com/" + strings.Repeat("a", 2048), "http://exa mple.com/", "http://example.com:99999/"} {
+		_, err := h.d.Deliver(ctx, u, callback(uuid.New()))
+		var ue *delivery.URLError
+		assert.ErrorAs(t, err, &ue, "URL %q", u)
+		assert.ErrorIs(t, err, delivery.ErrInvalidURL, "URL %q", u)
+		assert.NotContains(t, err.Error(), "pw", "a password in a URL must not reach an error")
+	}
+	_, err := h.d.Deliver(ctx, h.srv.URL, payload.Callback{Event: "x", Status: "y"})
+	assert.ErrorIs(t, err, payload.ErrNilBatchID)
+
+	big := callback(uuid.New())
+	big.Output = strings.Repeat("x", 2000)
+	_, err = h.d.Deliver(ctx, h.srv.URL, big)
+	assert.ErrorIs(t, err, delivery.ErrPayloadTooLarge)
+	settle()
+	assert.Empty(t, h.requests())
+}
+
+func TestConfigValidationNamesTheField(t *testing.T) {
+	signer := newSigner(t, newSecret(t))
+	tests := []struct {
+		field string
+		cfg   delivery.Config
+	}{
+		{"Signer", delivery.Config{}},
+		{"Workers", delivery.Config{Signer: signer, Workers: -1}},
+		{"MaxAttempts", delivery.Config{Signer: signer, MaxAttempts: -2}},
+		{"AttemptTimeout", delivery.Config{Signer: signer, AttemptTimeout: -time.Second}},
+		{"Lease", delivery.Config{Signer: signer, AttemptTimeout: time.Minute, Lease: time.Minute}},
+	}
+	for _, tt := range tests {
+		_, err := delivery.New(tt.cfg)
+		assert.ErrorIs(t, err, delivery.ErrInvalidConfig, tt.field)
+		assert.Contains(t, err.Error(), "Config."+tt.field)
+	}
+}
+
+func TestStopReleasesLeasesOfAbortedAttempts(t *testing.T) {
+	block := make(chan struct{})
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}, nil)
+	defer close(block)
+	rec := h.deliver(h.srv.URL)
+	require.Eventually(t, func() bool { return len(h.requests()) == 1 }, 5*time.Second, time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := h.d.Stop(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	got, err := h.st.Get(context.Background(), rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusPending, got.Status)
+	assert.Zero(t, got.AttemptCount, "an aborted attempt is released, not recorded")
+	// Released means due again now, for any other worker.
+	claimed, err := h.st.Claim(context.Background(), h.clock.Now(), 10, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	assert.Equal(t, rec.ID, claimed[0].ID)
+}
+
+func TestStartTwice(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	assert.ErrorIs(t, h.d.Start(context.Background()), delivery.ErrStopped)
+}

@@ -1,0 +1,54 @@
+package delivery
+
+import (
+	"errors"
+
+	"github.com/hookline/hookline/store"
+)
+
+// ErrInvalidURL is matched by every *URLError: the callback URL was refused
+// before anything was stored.
+var ErrInvalidURL = errors.New("invalid callback URL")
+
+// ErrPayloadTooLarge: the frozen payload is larger than
+// Config.MaxPayloadBytes. Nothing was stored.
+var ErrPayloadTooLarge = errors.New("payload too large")
+
+// ErrInvalidConfig is matched by every error New returns for a bad Config;
+// the error text names the field.
+var ErrInvalidConfig = errors.New("invalid delivery config")
+
+// ErrNotFound is store.ErrNotFound: Redeliver, Get or History found no
+// delivery. Re-exported so callers need not import store.
+var ErrNotFound = store.ErrNotFound
+
+// ErrConflict is store.ErrConflict: the batch already has a delivery in
+// flight, or Deliver was called again for a batch with different bytes.
+var ErrConflict = store.ErrConflict
+
+// ErrStopped: Start was called on a Deliverer that has been stopped, or twice.
+var ErrStopped = errors.New("deliverer stopped or already started")
+
+// URLError reports why a callback URL was refused. It matches ErrInvalidURL.
+type URLError struct {
+	// URL is the refused URL, cut to 100 characters, with any userinfo
+	// removed.
+	URL string
+	// Reason says what is wrong, for example "scheme must be http or https".
+	Reason string
+}
+
+// Error returns "invalid callback URL <url>: <reason>".
+func (e *URLError) Error() string {
+	return "invalid callback URL " + quote(e.URL) + ": " + e.Reason
+}
+
+// Unwrap returns ErrInvalidURL.
+func (e *URLError) Unwrap() error { return ErrInvalidURL }
+
+func quote(s string) string {
+	if len(s) > 100 {
+		s = s[:100] + "…"
+	}
+	return "\"" + s + "\""
+}

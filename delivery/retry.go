@@ -1,0 +1,129 @@
+package delivery
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// RetryPolicy makes the backoff for one delivery: the delay after each failed
+// attempt, as a fresh backoff.BackOff. hookline calls NextBackOff once per
+// failed attempt; since a delivery may move between processes, it rebuilds
+// the state for attempt n by calling NextBackOff n times on a new BackOff.
+// backoff.Stop ends the delivery as failed, as does reaching MaxAttempts.
+//
+// DefaultRetryPolicy is the default; ExponentialRetryPolicy is the usual
+// alternative; any function returning a backoff.BackOff works.
+type RetryPolicy func() backoff.BackOff
+
+// DefaultSchedule is the delay before each retry of DefaultRetryPolicy:
+// attempt 1 runs at once, attempt 2 five seconds after it failed, and so on,
+// the schedule of the most widely used webhook sender (Svix). With
+// DefaultMaxAttempts (8) it spans about 27 hours.
+var DefaultSchedule = []time.Duration{
+	5 * time.Second,
+	5 * time.Minute,
+	30 * time.Minute,
+	2 * time.Hour,
+	5 * time.Hour,
+	10 * time.Hour,
+	10 * time.Hour,
+}
+
+// DefaultJitter is the randomization of DefaultRetryPolicy: each delay is
+// multiplied by a factor drawn uniformly from [0.8, 1.2].
+const DefaultJitter = 0.2
+
+// DefaultRetryPolicy returns DefaultSchedule with DefaultJitter.
+func DefaultRetryPolicy() backoff.BackOff {
+	return &Schedule{Delays: DefaultSchedule, Jitter: DefaultJitter}
+}
+
+// ExponentialRetryPolicy returns a RetryPolicy of exponential delays:
+// initial, then multiplied by 2 each time up to max, each randomized by ±20%.
+func ExponentialRetryPolicy(initial, max time.Duration) RetryPolicy {
+	return func() backoff.BackOff {
+		b := backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(initial),
+			backoff.WithMaxInterval(max),
+			backoff.WithMultiplier(2),
+			backoff.WithRandomizationFactor(0.2),
+			backoff.WithMaxElapsedTime(0), // MaxAttempts bounds it instead
+		)
+		return b
+	}
+}
+
+// Schedule is a backoff.BackOff that returns fixed delays in order, then
+// backoff.Stop. Jitter (0 to 1) randomizes each delay by up to that fraction
+// either way; Rand, when set, supplies the random numbers in [0, 1) (set it,
+// or Jitter to 0, for repeatable tests). A Schedule is not safe for
+// concurrent use; a RetryPolicy returns a new one per delivery.
+type Schedule struct {
+	Delays []time.Duration
+	Jitter float64
+	Rand   func() float64
+	next   int
+}
+
+// NextBackOff returns the next delay, or backoff.Stop when none is left.
+func (s *Schedule) NextBackOff() time.Duration {
+	if s.next >= len(s.Delays) {
+		return backoff.Stop
+	}
+	d := s.Delays[s.next]
+	s.next++
+	if s.Jitter <= 0 {
+		return d
+	}
+	r := rand.Float64
+	if s.Rand != nil {
+		r = s.Rand
+	}
+	f := 1 + s.Jitter*(2*r()-1)
+	return time.Duration(float64(d) * f)
+}
+
+// Reset starts the schedule again from its first delay.
+func (s *Schedule) Reset() { s.next = 0 }
+
+// delayAfter returns the policy's delay after failed attempt n (from 1), or
+// backoff.Stop.
+func delayAfter(p RetryPolicy, n int) time.Duration {
+	b := p()
+	d := backoff.Stop
+	for range n {
+		if d = b.NextBackOff(); d == backoff.Stop {
+			return d
+		}
+	}
+	return d
+}
+
+// retryAfter parses a Retry-After header (delay-seconds or an HTTP date) as a
+// duration from now. ok is false when the header is absent or unreadable.
+func retryAfter(h string, now time.Time) (d time.Duration, ok bool) {
+	if h == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(365*24*time.Hour/time.Second) {
+			secs = int64(365 * 24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(h)
+	if err != nil {
+		return 0, false
+	}
+	if d = t.Sub(now); d < 0 {
+		d = 0
+	}
+	return d, true
+}

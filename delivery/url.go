@@ -1,0 +1,62 @@
+package delivery
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// MaxURLLength is the longest callback URL Deliver accepts.
+const MaxURLLength = 2048
+
+// ValidateURL checks a callback URL the way Deliver does: at most
+// MaxURLLength characters, absolute http or https, a host, no userinfo
+// (unless allowUserinfo), no whitespace or control characters. It returns a
+// *URLError matching ErrInvalidURL, or nil. It does not resolve the host; the
+// destination guard checks the address at dial time.
+func ValidateURL(raw string, allowUserinfo bool) error {
+	bad := func(reason string) error { return &URLError{URL: redactURL(raw), Reason: reason} }
+	if raw == "" {
+		return bad("empty")
+	}
+	if len(raw) > MaxURLLength {
+		return bad("longer than " + strconv.Itoa(MaxURLLength) + " characters")
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= ' ' || c == 0x7f {
+			return bad("contains whitespace or a control character")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return bad("does not parse")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return bad("scheme must be http or https")
+	}
+	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return bad("no host")
+	}
+	if u.User != nil && !allowUserinfo {
+		return bad("userinfo (user:password@) is not allowed")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("port out of range")
+		}
+	}
+	return nil
+}
+
+// redactURL drops userinfo so a password in a URL never reaches an error.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if i := strings.Index(raw, "@"); err != nil && i >= 0 {
+			return "[unparsable URL]"
+		}
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}

@@ -1,0 +1,1128 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/store"
+)
+
+// base is the suite's "now": every time it uses is base plus whole
+// microseconds.
+var base = time.Date(2026, 5, 6, 10, 0, 0, 0, time.UTC)
+
+// at returns base+d truncated to microseconds.
+func at(d time.Duration) time.Time { return base.Add(d).Truncate(time.Microsecond) }
+
+const lease = 30 * time.Second
+
+// NewDelivery returns a valid new delivery of batchID, ready for
+// Store.Insert: a fresh UUIDv7 id, status pending, automatic, five attempts
+// allowed, a small JSON payload, an https callback URL, and CreatedAt,
+// UpdatedAt and NextAttemptAt all equal to at truncated to microseconds.
+// Change what a test needs before inserting it.
+func NewDelivery(batchID uuid.UUID, at time.Time) *store.Delivery {
+	at = at.Truncate(time.Microsecond)
+	id := uuid.Must(uuid.NewV7())
+	return &store.Delivery{
+		ID:            id,
+		BatchID:       batchID,
+		CallbackURL:   "https://hooks.example.com/callbacks/" + batchID.String(),
+		Payload:       fmt.Appendf(nil, `{"event":"batch.succeeded","batch_id":"%s","status":"succeeded","output":null,"duration_ms":1,"created_at":null,"completed_at":null,"metadata":null}`, batchID),
+		IsAutomatic:   true,
+		Status:        store.StatusPending,
+		MaxAttempts:   5,
+		NextAttemptAt: at,
+		CreatedAt:     at,
+		UpdatedAt:     at,
+	}
+}
+
+// Run runs the conformance suite against the Store that newStore returns.
+// newStore is called once inside each subtest and must return an empty store
+// that no other subtest uses. Subtests do not run in parallel with each
+// other.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Logf("rule: %s", c.rule)
+			s := newStore(t)
+			require.NotNil(t, s, "newStore must return a Store")
+			c.run(&harness{t: t, s: s, ctx: t.Context()})
+		})
+	}
+}
+
+type testCase struct {
+	name string
+	rule string // what the Store must do; logged, so a failure states it
+	run  func(h *harness)
+}
+
+var cases = []testCase{
+	{
+		name: "InsertedDeliveryReadsBack",
+		rule: "Get, Latest and History return every field Insert was given, with status pending, no attempts and no lease",
+		run:  testInsertedDeliveryReadsBack,
+	},
+	{
+		name: "PayloadBytesRoundTripByteForByte",
+		rule: "the frozen payload is the body of every attempt: Insert, Get, Latest, History and Claim keep it byte for byte (non-ASCII text, escapes, whitespace, key order, 1 MiB)",
+		run:  testPayloadBytesRoundTrip,
+	},
+	{
+		name: "InsertCopiesTheCallersDelivery",
+		rule: "a Store keeps no reference to the caller's values: changing a Delivery or its Payload after Insert does not change what is stored",
+		run:  testInsertCopies,
+	},
+	{
+		name: "ReturnedDeliveriesAreCopies",
+		rule: "Get, Latest, History and Claim return the caller's own copies: changing them does not change the store",
+		run:  testReturnedCopies,
+	},
+	{
+		name: "InsertRejectsDuplicateID",
+		rule: "Insert of a delivery whose ID is already stored fails and leaves the stored delivery unchanged",
+		run:  testInsertDuplicateID,
+	},
+	{
+		name: "ConcurrentInsertsAdmitOnePendingDeliveryPerBatch",
+		rule: "a batch has at most one pending delivery, atomically: of 50 concurrent Inserts of pending manual deliveries for one batch exactly one succeeds and the others return ErrConflict",
+		run:  testConcurrentInserts,
+	},
+	{
+		name: "InsertConflictsWhileBatchHasPendingDelivery",
+		rule: "while a batch has a pending delivery (leased or not), Insert of another one, automatic or manual, returns ErrConflict and inserts nothing; other batches are unaffected",
+		run:  testInsertConflictsWhilePending,
+	},
+	{
+		name: "SecondAutomaticDeliveryConflictsEvenAfterFirstEnds",
+		rule: "a batch has at most one automatic delivery in any state: a second automatic Insert returns ErrConflict even after the first is terminal, while a manual (IsAutomatic=false) delivery is accepted once none is pending",
+		run:  testSecondAutomaticConflicts,
+	},
+	{
+		name: "ClaimReturnsOnlyDueDeliveriesEarliestFirst",
+		rule: "Claim returns only pending deliveries whose NextAttemptAt is at or before now (one due exactly at now included), earliest NextAttemptAt first, and leaves the others untouched",
+		run:  testClaimDueOrder,
+	},
+	{
+		name: "ClaimRespectsLimit",
+		rule: "Claim returns at most limit deliveries, the earliest due ones; the rest stay due for the next Claim",
+		run:  testClaimLimit,
+	},
+	{
+		name: "ClaimLeasesEachDelivery",
+		rule: "each claimed delivery gets a fresh non-nil LeaseToken (distinct per delivery), LeaseExpiresAt = now+lease and NextAttemptAt = LeaseExpiresAt, carries its fields but no Attempts, and Get shows the same lease",
+		run:  testClaimLeases,
+	},
+	{
+		name: "ClaimWithNothingDueReturnsEmpty",
+		rule: "Claim returns no deliveries and no error when nothing is due, on an empty store too",
+		run:  testClaimNothingDue,
+	},
+	{
+		name: "LeasedDeliveryIsNotClaimableUntilLeaseExpires",
+		rule: "a claimed delivery is not due again until its lease expires; from the expiry on, Claim hands it out again with a different token",
+		run:  testLeaseExpiry,
+	},
+	{
+		name: "ConcurrentClaimersNeverShareADelivery",
+		rule: "Claim is atomic: 8 concurrent claimers looping over 200 due deliveries receive each delivery exactly once while the leases are valid",
+		run:  testConcurrentClaimers,
+	},
+	{
+		name: "RecordRetryKeepsDeliveryPendingUntilNextAttempt",
+		rule: "Record with a pending result stores the attempt, AttemptCount, failure, secret id, UpdatedAt and the new NextAttemptAt, ends the lease, and the delivery is claimable from NextAttemptAt on and not before, whether that is before or after the old lease expiry",
+		run:  testRecordRetry,
+	},
+	{
+		name: "RecordSucceededEndsDelivery",
+		rule: "Record with a succeeded result makes the delivery terminal: status succeeded, CompletedAt set, NextAttemptAt zero, lease ended, never claimed again",
+		run:  func(h *harness) { testRecordTerminal(h, store.StatusSucceeded) },
+	},
+	{
+		name: "RecordFailedEndsDelivery",
+		rule: "Record with a failed result makes the delivery terminal: status failed with its reason and detail, CompletedAt set, NextAttemptAt zero, lease ended, never claimed again",
+		run:  func(h *harness) { testRecordTerminal(h, store.StatusFailed) },
+	},
+	{
+		name: "AttemptsAccumulateOldestFirstWithEveryField",
+		rule: "each Record appends its attempt: Get returns them oldest first with every field as recorded (id, delivery id, number, HTTP status or 0, response body with non-ASCII text, response time, error message, failure reason, CreatedAt to the microsecond)",
+		run:  testAttemptsAccumulate,
+	},
+	{
+		name: "RecordWithStaleLeaseFailsAndChangesNothing",
+		rule: "once another Claim has replaced an expired lease, Record with the old token returns ErrLeaseLost and changes nothing; the new holder can still record",
+		run:  testRecordStaleLease,
+	},
+	{
+		name: "RecordTwiceWithOneLeaseFails",
+		rule: "Record ends the lease, so an attempt is recorded at most once: a second Record with the same token returns ErrLeaseLost and adds nothing",
+		run:  testRecordTwice,
+	},
+	{
+		name: "RecordWithNilTokenFails",
+		rule: "uuid.Nil is never a lease: Record and Release with it return ErrLeaseLost, on a delivery never claimed and on one currently claimed",
+		run:  testNilToken,
+	},
+	{
+		name: "ExpiredLeaseRecordsUntilReclaimed",
+		rule: "fencing is by token (a Store reads no clock): after the lease expires, Record with its token still succeeds as long as no other Claim replaced it",
+		run:  testExpiredLeaseStillRecords,
+	},
+	{
+		name: "RecordRejectsInconsistentResult",
+		rule: "Record fails and changes nothing when Attempt.DeliveryID differs from DeliveryID, AttemptNumber is not AttemptCount+1, or Status is not a delivery status; the lease stays usable",
+		run:  testRecordRejectsInconsistent,
+	},
+	{
+		name: "ReleaseMakesDeliveryDueAtNext",
+		rule: "Release ends the lease without an attempt: the delivery stays pending with the same AttemptCount and no lease, NextAttemptAt = next, and it is claimable from next on and not before, whether next is before or after the old lease expiry",
+		run:  testRelease,
+	},
+	{
+		name: "ReleaseWithStaleTokenFails",
+		rule: "Release with a token that is not the current lease (replaced by another Claim, or already ended by Record or Release) returns ErrLeaseLost and changes nothing",
+		run:  testReleaseStale,
+	},
+	{
+		name: "HistoryIsNewestFirstWithAttemptsOldestFirst",
+		rule: "History returns every delivery of the batch and no other, newest CreatedAt first, each with its attempts oldest first; Latest returns the newest",
+		run:  testHistoryOrder,
+	},
+	{
+		name: "UnknownDeliveryIsNotFound",
+		rule: "Get of an unknown id, Latest of a batch without deliveries, and Record or Release on an unknown delivery return ErrNotFound; History of a batch without deliveries is empty with no error",
+		run:  testNotFound,
+	},
+	{
+		name: "CanceledContextFailsAndChangesNothing",
+		rule: "a method called with a canceled context returns an error and changes nothing",
+		run:  testCanceledContext,
+	},
+}
+
+// harness wraps the store under test with helpers that fail the test, naming
+// the rule, when a call that must succeed does not.
+type harness struct {
+	t   *testing.T
+	s   store.Store
+	ctx context.Context
+}
+
+func (h *harness) insert(d *store.Delivery) {
+	h.t.Helper()
+	require.NoError(h.t, h.s.Insert(h.ctx, d), "Insert of a valid new pending delivery must succeed")
+}
+
+func (h *harness) get(id uuid.UUID) *store.Delivery {
+	h.t.Helper()
+	d, err := h.s.Get(h.ctx, id)
+	require.NoError(h.t, err, "Get of a stored delivery must succeed")
+	require.NotNil(h.t, d, "Get must return the delivery when it returns no error")
+	return d
+}
+
+func (h *harness) history(batchID uuid.UUID) []*store.Delivery {
+	h.t.Helper()
+	ds, err := h.s.History(h.ctx, batchID)
+	require.NoError(h.t, err, "History must not fail")
+	return ds
+}
+
+func (h *harness) claim(now time.Time, limit int) []*store.Delivery {
+	h.t.Helper()
+	ds, err := h.s.Claim(h.ctx, now, limit, lease)
+	require.NoError(h.t, err, "Claim must not fail")
+	return ds
+}
+
+// claimOne claims at now and requires exactly the delivery id.
+func (h *harness) claimOne(id uuid.UUID, now time.Time) *store.Delivery {
+	h.t.Helper()
+	ds := h.claim(now, 10)
+	require.Len(h.t, ds, 1, "Claim at %s must return exactly the one due delivery", now)
+	require.Equal(h.t, id, ds[0].ID, "Claim must return the delivery that is due")
+	return ds[0]
+}
+
+func (h *harness) noneDue(now time.Time, why string) {
+	h.t.Helper()
+	ds := h.claim(now, 10)
+	assert.Empty(h.t, ids(ds), "Claim at %s must return nothing: %s", now, why)
+}
+
+func (h *harness) record(token uuid.UUID, r store.Result) {
+	h.t.Helper()
+	require.NoError(h.t, h.s.Record(h.ctx, token, r), "Record with the current lease token must succeed")
+}
+
+// finish claims the only due delivery id at now and records a terminal outcome.
+func (h *harness) finish(id uuid.UUID, now time.Time, status store.Status) {
+	h.t.Helper()
+	c := h.claimOne(id, now)
+	h.record(c.LeaseToken, terminalResult(c, status, now))
+}
+
+// unchanged requires that the stored delivery still equals before.
+func (h *harness) unchanged(before *store.Delivery, why string) {
+	h.t.Helper()
+	sameDelivery(h.t, before, h.get(before.ID), why)
+}
+
+func newAttempt(d *store.Delivery, at time.Time) store.Attempt {
+	return store.Attempt{
+		ID:             uuid.Must(uuid.NewV7()),
+		DeliveryID:     d.ID,
+		AttemptNumber:  d.AttemptCount + 1,
+		ResponseTimeMS: 42,
+		CreatedAt:      at,
+	}
+}
+
+// retryResult is a pending result for the claimed delivery d: an attempt at
+// now answered 503, due again at next.
+func retryResult(d *store.Delivery, now, next time.Time) store.Result {
+	a := newAttempt(d, now)
+	a.StatusCode = 503
+	a.ResponseBody = "busy"
+	a.ErrorMessage = "HTTP 503"
+	a.FailureReason = store.ReasonHTTPError
+	return store.Result{
+		DeliveryID:      d.ID,
+		Attempt:         a,
+		Status:          store.StatusPending,
+		FailureReason:   store.ReasonHTTPError,
+		FailureDetail:   "HTTP 503 Service Unavailable",
+		SigningSecretID: uuid.NullUUID{UUID: uuid.Must(uuid.NewV7()), Valid: true},
+		NextAttemptAt:   next,
+		UpdatedAt:       now,
+	}
+}
+
+// terminalResult is a succeeded (200) or failed (410) result for the
+// claimed delivery d at now.
+func terminalResult(d *store.Delivery, status store.Status, now time.Time) store.Result {
+	a := newAttempt(d, now)
+	r := store.Result{
+		DeliveryID:      d.ID,
+		Status:          status,
+		SigningSecretID: uuid.NullUUID{UUID: uuid.Must(uuid.NewV7()), Valid: true},
+		UpdatedAt:       now,
+		CompletedAt:     now,
+	}
+	if status == store.StatusSucceeded {
+		a.StatusCode = 200
+		a.ResponseBody = "ok"
+	} else {
+		a.StatusCode = 410
+		a.ResponseBody = "gone"
+		a.ErrorMessage = "HTTP 410"
+		a.FailureReason = store.ReasonHTTPError
+		r.FailureReason = store.ReasonHTTPError
+		r.FailureDetail = "HTTP 410 Gone"
+	}
+	r.Attempt = a
+	return r
+}
+
+func ids(ds []*store.Delivery) []uuid.UUID {
+	out := make([]uuid.UUID, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// sameTime reports an error unless want and got are the same instant (both
+// zero, or Equal).
+func sameTime(t *testing.T, want, got time.Time, field, why string) {
+	t.Helper()
+	if !want.Equal(got) || want.IsZero() != got.IsZero() {
+		t.Errorf("%s: %s is %s, want %s", why, field, fmtTime(got), fmtTime(want))
+	}
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "zero"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// samePayload reports an error unless got is want byte for byte, without
+// printing a megabyte.
+func samePayload(t *testing.T, want, got []byte, why string) {
+	t.Helper()
+	if bytes.Equal(want, got) {
+		return
+	}
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	excerpt := func(b []byte) string {
+		lo, hi := max(0, i-16), min(len(b), i+32)
+		return fmt.Sprintf("%q", b[lo:hi])
+	}
+	t.Errorf("%s: payload differs from the inserted bytes at byte %d (len %d, want %d): got …%s…, want …%s…",
+		why, i, len(got), len(want), excerpt(got), excerpt(want))
+}
+
+// sameDelivery reports every field of got that differs from want.
+func sameDelivery(t *testing.T, want, got *store.Delivery, why string) {
+	t.Helper()
+	require.NotNil(t, got, why)
+	assert.Equal(t, want.ID, got.ID, "%s: ID", why)
+	assert.Equal(t, want.BatchID, got.BatchID, "%s: BatchID", why)
+	assert.Equal(t, want.CallbackURL, got.CallbackURL, "%s: CallbackURL", why)
+	samePayload(t, want.Payload, got.Payload, why)
+	assert.Equal(t, want.SigningSecretID, got.SigningSecretID, "%s: SigningSecretID", why)
+	assert.Equal(t, want.IsAutomatic, got.IsAutomatic, "%s: IsAutomatic", why)
+	assert.Equal(t, want.Status, got.Status, "%s: Status", why)
+	assert.Equal(t, want.FailureReason, got.FailureReason, "%s: FailureReason", why)
+	assert.Equal(t, want.FailureDetail, got.FailureDetail, "%s: FailureDetail", why)
+	assert.Equal(t, want.AttemptCount, got.AttemptCount, "%s: AttemptCount", why)
+	assert.Equal(t, want.MaxAttempts, got.MaxAttempts, "%s: MaxAttempts", why)
+	sameTime(t, want.NextAttemptAt, got.NextAttemptAt, "NextAttemptAt", why)
+	sameTime(t, want.CreatedAt, got.CreatedAt, "CreatedAt", why)
+	sameTime(t, want.UpdatedAt, got.UpdatedAt, "UpdatedAt", why)
+	sameTime(t, want.CompletedAt, got.CompletedAt, "CompletedAt", why)
+	assert.Equal(t, want.LeaseToken, got.LeaseToken, "%s: LeaseToken", why)
+	sameTime(t, want.LeaseExpiresAt, got.LeaseExpiresAt, "LeaseExpiresAt", why)
+	sameAttempts(t, want.Attempts, got.Attempts, why)
+}
+
+func sameAttempts(t *testing.T, want, got []store.Attempt, why string) {
+	t.Helper()
+	if !assert.Len(t, got, len(want), "%s: number of attempts", why) {
+		return
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		at := fmt.Sprintf("%s: attempt %d (oldest first)", why, i)
+		assert.Equal(t, w.ID, g.ID, "%s: ID", at)
+		assert.Equal(t, w.DeliveryID, g.DeliveryID, "%s: DeliveryID", at)
+		assert.Equal(t, w.AttemptNumber, g.AttemptNumber, "%s: AttemptNumber", at)
+		assert.Equal(t, w.StatusCode, g.StatusCode, "%s: StatusCode", at)
+		assert.Equal(t, w.ResponseBody, g.ResponseBody, "%s: ResponseBody", at)
+		assert.Equal(t, w.ResponseTimeMS, g.ResponseTimeMS, "%s: ResponseTimeMS", at)
+		assert.Equal(t, w.ErrorMessage, g.ErrorMessage, "%s: ErrorMessage", at)
+		assert.Equal(t, w.FailureReason, g.FailureReason, "%s: FailureReason", at)
+		sameTime(t, w.CreatedAt, g.CreatedAt, "CreatedAt", at)
+	}
+}
+
+// applied returns what d (as stored before a successful Record of r) must
+// look like afterwards.
+func applied(d *store.Delivery, r store.Result) *store.Delivery {
+	w := d.Clone()
+	w.Attempts = append(w.Attempts, r.Attempt)
+	w.AttemptCount = r.Attempt.AttemptNumber
+	w.Status = r.Status
+	w.FailureReason = r.FailureReason
+	w.FailureDetail = r.FailureDetail
+	w.SigningSecretID = r.SigningSecretID
+	w.NextAttemptAt = r.NextAttemptAt
+	w.UpdatedAt = r.UpdatedAt
+	w.CompletedAt = r.CompletedAt
+	w.LeaseToken = uuid.Nil
+	w.LeaseExpiresAt = time.Time{}
+	return w
+}
+
+func testInsertedDeliveryReadsBack(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	d.CallbackURL = "https://hooks.example.com/rückruf?team=42&x=%20"
+	d.SigningSecretID = uuid.NullUUID{UUID: uuid.New(), Valid: true}
+	d.MaxAttempts = 7
+	d.NextAttemptAt = at(90*time.Second + 123456*time.Microsecond)
+	d.UpdatedAt = at(time.Microsecond)
+	want := d.Clone()
+	h.insert(d)
+
+	sameDelivery(h.t, want, h.get(d.ID), "Get must return the inserted delivery")
+	latest, err := h.s.Latest(h.ctx, d.BatchID)
+	require.NoError(h.t, err, "Latest of a batch with a delivery must succeed")
+	sameDelivery(h.t, want, latest, "Latest must return the inserted delivery")
+	hist := h.history(d.BatchID)
+	require.Len(h.t, hist, 1, "History must return the batch's one delivery")
+	sameDelivery(h.t, want, hist[0], "History must return the inserted delivery")
+
+	m := NewDelivery(uuid.New(), at(time.Second))
+	m.IsAutomatic = false
+	m.SigningSecretID = uuid.NullUUID{}
+	want = m.Clone()
+	h.insert(m)
+	sameDelivery(h.t, want, h.get(m.ID), "Get must return a manual delivery without a secret id as inserted")
+}
+
+// bigPayload returns a valid JSON document of exactly n bytes with non-ASCII
+// text throughout.
+func bigPayload(n int) []byte {
+	const head, tail = `{"event":"batch.succeeded","output":"`, `"}`
+	var b strings.Builder
+	b.WriteString(head)
+	chunk := "Grüße, 世界! ✓ 🎉 <&> "
+	for b.Len()+len(chunk)+len(tail) <= n {
+		b.WriteString(chunk)
+	}
+	for b.Len()+len(tail) < n {
+		b.WriteByte('x')
+	}
+	b.WriteString(tail)
+	return []byte(b.String())
+}
+
+func testPayloadBytesRoundTrip(h *harness) {
+	payloads := map[string][]byte{
+		"non-ASCII":  []byte(`{"event":"batch.succeeded","batch_id":"0190a5b4-0000-7000-8000-000000000000","status":"succeeded","output":{"zeta":"é 漢字 🎉 <&>","alpha":"\u00e9\u2028\"q\"","n":1.50,"e":1E+2},"duration_ms":102345,"created_at":"2026-05-06T10:00:00+00:00","completed_at":"2026-05-06T10:01:42.250000+00:00","metadata":{"b":null,"a":[]}}`),
+		"whitespace": []byte("{\"b\" : 1 ,\n\t\"a\":[ ] , \"b\":2 }"),
+		"1 MiB":      bigPayload(1 << 20),
+	}
+	require.Len(h.t, payloads["1 MiB"], 1<<20)
+	for i, name := range []string{"non-ASCII", "whitespace", "1 MiB"} {
+		p := payloads[name]
+		d := NewDelivery(uuid.New(), at(time.Duration(i)*time.Second))
+		d.Payload = bytes.Clone(p)
+		h.insert(d)
+		why := func(method string) string { return fmt.Sprintf("%s payload through %s", name, method) }
+
+		samePayload(h.t, p, h.get(d.ID).Payload, why("Get"))
+		latest, err := h.s.Latest(h.ctx, d.BatchID)
+		require.NoError(h.t, err)
+		samePayload(h.t, p, latest.Payload, why("Latest"))
+		hist := h.history(d.BatchID)
+		require.Len(h.t, hist, 1)
+		samePayload(h.t, p, hist[0].Payload, why("History"))
+		c := h.claimOne(d.ID, d.NextAttemptAt)
+		samePayload(h.t, p, c.Payload, why("Claim"))
+		h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, d.NextAttemptAt))
+		samePayload(h.t, p, h.get(d.ID).Payload, why("Get after Record"))
+	}
+}
+
+func testInsertCopies(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	want := d.Clone()
+	h.insert(d)
+	d.Payload[0] = 'X'
+	d.Payload = append(d.Payload[:1], "garbage"...)
+	d.CallbackURL = "https://changed.example.com"
+	d.NextAttemptAt = at(time.Hour)
+	d.Status = store.StatusFailed
+	sameDelivery(h.t, want, h.get(d.ID), "changing the inserted Delivery must not change the stored one")
+}
+
+func testReturnedCopies(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	want := h.get(d.ID)
+
+	mutate := func(x *store.Delivery) {
+		x.Payload[0] = 'X'
+		x.CallbackURL = "https://changed.example.com"
+		x.Status = store.StatusFailed
+		if len(x.Attempts) > 0 {
+			x.Attempts[0].ResponseBody = "changed"
+			x.Attempts[0].StatusCode = 999
+		}
+	}
+	mutate(h.get(d.ID))
+	h.unchanged(want, "changing a Delivery returned by Get must not change the store")
+	latest, err := h.s.Latest(h.ctx, d.BatchID)
+	require.NoError(h.t, err)
+	mutate(latest)
+	h.unchanged(want, "changing a Delivery returned by Latest must not change the store")
+	hist := h.history(d.BatchID)
+	require.Len(h.t, hist, 1)
+	mutate(hist[0])
+	h.unchanged(want, "changing a Delivery returned by History must not change the store")
+
+	c = h.claimOne(d.ID, at(time.Minute))
+	want.LeaseToken, want.LeaseExpiresAt, want.NextAttemptAt = c.LeaseToken, c.LeaseExpiresAt, c.NextAttemptAt
+	mutate(c)
+	c.LeaseToken = uuid.New()
+	h.unchanged(want, "changing a Delivery returned by Claim must not change the store")
+}
+
+func testInsertDuplicateID(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	want := d.Clone()
+	h.insert(d)
+
+	dup := NewDelivery(uuid.New(), at(time.Minute))
+	dup.ID = d.ID
+	dup.IsAutomatic = false
+	dup.Payload = []byte(`{"other":true}`)
+	err := h.s.Insert(h.ctx, dup)
+	require.Error(h.t, err, "Insert of a delivery whose ID is already stored must fail")
+	h.unchanged(want, "a failed duplicate Insert must leave the stored delivery unchanged")
+	assert.Empty(h.t, h.history(dup.BatchID), "a failed duplicate Insert must not add the delivery to its batch")
+}
+
+func testConcurrentInserts(h *harness) {
+	const n = 50
+	batch := uuid.New()
+	ds := make([]*store.Delivery, n)
+	for i := range ds {
+		ds[i] = NewDelivery(batch, at(time.Duration(i)*time.Microsecond))
+		ds[i].IsAutomatic = false
+	}
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range ds {
+		wg.Go(func() {
+			<-start
+			errs[i] = h.s.Insert(h.ctx, ds[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				h.t.Errorf("Inserts %d and %d both succeeded: a batch must have at most one pending delivery", winner, i)
+			}
+			winner = i
+		case !errors.Is(err, store.ErrConflict):
+			h.t.Errorf("Insert %d failed with %v: a losing Insert must return ErrConflict (errors.Is)", i, err)
+		}
+	}
+	require.GreaterOrEqual(h.t, winner, 0, "one of the concurrent Inserts must succeed")
+	hist := h.history(batch)
+	assert.Equal(h.t, []uuid.UUID{ds[winner].ID}, ids(hist), "History must hold only the winning delivery: a conflicting Insert inserts nothing")
+}
+
+func testInsertConflictsWhilePending(h *harness) {
+	batch := uuid.New()
+	first := NewDelivery(batch, at(0))
+	want := first.Clone()
+	h.insert(first)
+
+	try := func(automatic bool, when string) {
+		h.t.Helper()
+		d := NewDelivery(batch, at(time.Second))
+		d.IsAutomatic = automatic
+		err := h.s.Insert(h.ctx, d)
+		assert.ErrorIs(h.t, err, store.ErrConflict, "Insert (automatic=%v) while the batch has a %s pending delivery must return ErrConflict", automatic, when)
+		_, err = h.s.Get(h.ctx, d.ID)
+		assert.ErrorIs(h.t, err, store.ErrNotFound, "a conflicting Insert must insert nothing")
+	}
+	try(false, "unclaimed")
+	try(true, "unclaimed")
+	h.unchanged(want, "a conflicting Insert must leave the pending delivery untouched")
+
+	c := h.claimOne(first.ID, at(0))
+	try(false, "leased")
+	try(true, "leased")
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Hour)))
+	try(false, "retrying")
+	assert.Equal(h.t, []uuid.UUID{first.ID}, ids(h.history(batch)), "conflicting Inserts must not add deliveries to the batch")
+
+	other := NewDelivery(uuid.New(), at(0))
+	other.IsAutomatic = false
+	require.NoError(h.t, h.s.Insert(h.ctx, other), "a pending delivery of one batch must not block Insert for another batch")
+}
+
+func testSecondAutomaticConflicts(h *harness) {
+	batch := uuid.New()
+	auto := NewDelivery(batch, at(0))
+	h.insert(auto)
+	h.finish(auto.ID, at(0), store.StatusSucceeded)
+
+	again := NewDelivery(batch, at(time.Minute))
+	assert.ErrorIs(h.t, h.s.Insert(h.ctx, again), store.ErrConflict,
+		"a second automatic Insert must return ErrConflict even though the first automatic delivery is terminal")
+
+	manual := NewDelivery(batch, at(2*time.Minute))
+	manual.IsAutomatic = false
+	require.NoError(h.t, h.s.Insert(h.ctx, manual),
+		"a manual Insert must be accepted when the batch's deliveries are all terminal")
+	h.finish(manual.ID, at(2*time.Minute), store.StatusFailed)
+
+	manual2 := NewDelivery(batch, at(3*time.Minute))
+	manual2.IsAutomatic = false
+	require.NoError(h.t, h.s.Insert(h.ctx, manual2),
+		"another manual Insert must be accepted once the previous manual delivery is terminal")
+	h.finish(manual2.ID, at(3*time.Minute), store.StatusSucceeded)
+
+	again = NewDelivery(batch, at(4*time.Minute))
+	assert.ErrorIs(h.t, h.s.Insert(h.ctx, again), store.ErrConflict,
+		"an automatic Insert must still return ErrConflict after manual redeliveries")
+	assert.Len(h.t, h.history(batch), 3, "conflicting Inserts must not add deliveries")
+
+	// Only an automatic delivery blocks an automatic one.
+	batch2 := uuid.New()
+	m := NewDelivery(batch2, at(5*time.Minute))
+	m.IsAutomatic = false
+	h.insert(m)
+	h.finish(m.ID, at(5*time.Minute), store.StatusSucceeded)
+	require.NoError(h.t, h.s.Insert(h.ctx, NewDelivery(batch2, at(6*time.Minute))),
+		"an automatic Insert must be accepted for a batch whose only delivery is manual and terminal")
+}
+
+func testClaimDueOrder(h *harness) {
+	now := at(time.Hour)
+	offsets := []time.Duration{3 * time.Minute, -2 * time.Minute, 0, time.Microsecond, -10 * time.Minute, -time.Microsecond}
+	byOffset := map[time.Duration]*store.Delivery{}
+	for _, off := range offsets {
+		d := NewDelivery(uuid.New(), at(0))
+		d.NextAttemptAt = now.Add(off)
+		h.insert(d)
+		byOffset[off] = d
+	}
+	want := ids([]*store.Delivery{byOffset[-10*time.Minute], byOffset[-2*time.Minute], byOffset[-time.Microsecond], byOffset[0]})
+	got := h.claim(now, 10)
+	assert.Equal(h.t, want, ids(got), "Claim must return exactly the deliveries with NextAttemptAt <= now, earliest first")
+	for _, off := range []time.Duration{time.Microsecond, 3 * time.Minute} {
+		h.unchanged(byOffset[off], "a delivery not yet due must not be leased by Claim")
+	}
+}
+
+func testClaimLimit(h *harness) {
+	now := at(time.Hour)
+	var all []uuid.UUID
+	for i := range 10 {
+		d := NewDelivery(uuid.New(), at(0))
+		d.NextAttemptAt = at(time.Duration(i) * time.Minute)
+		h.insert(d)
+		all = append(all, d.ID)
+	}
+	assert.Equal(h.t, all[0:3], ids(h.claim(now, 3)), "Claim with limit 3 must return the 3 earliest due deliveries")
+	assert.Equal(h.t, all[3:6], ids(h.claim(now, 3)), "the next Claim must return the next 3 earliest")
+	assert.Equal(h.t, all[6:7], ids(h.claim(now, 1)), "Claim with limit 1 must return one delivery")
+	assert.Equal(h.t, all[7:], ids(h.claim(now, 100)), "Claim with a limit above the number due must return all that are left")
+	h.noneDue(now, "every due delivery is leased")
+}
+
+func testClaimLeases(h *harness) {
+	now := at(time.Hour + 250*time.Microsecond)
+	a := NewDelivery(uuid.New(), at(0))
+	b := NewDelivery(uuid.New(), at(time.Second))
+	b.SigningSecretID = uuid.NullUUID{UUID: uuid.New(), Valid: true}
+	h.insert(a)
+	h.insert(b)
+	// Give a an attempt, so Claim has attempts to leave out, due at 2m.
+	ca := h.claimOne(a.ID, at(0))
+	h.record(ca.LeaseToken, retryResult(ca, at(0), at(2*time.Minute)))
+	_ = h.claimOne(b.ID, at(time.Second)) // b's lease expires at 31s
+	wantA, wantB := h.get(a.ID), h.get(b.ID)
+
+	got, err := h.s.Claim(h.ctx, now, 10, 5*time.Minute)
+	require.NoError(h.t, err)
+	require.Equal(h.t, []uuid.UUID{b.ID, a.ID}, ids(got), "Claim must return both due deliveries, earliest NextAttemptAt first")
+	require.NotEqual(h.t, got[0].LeaseToken, got[1].LeaseToken, "each claimed delivery must get its own LeaseToken")
+	for i, want := range []*store.Delivery{wantB, wantA} {
+		c := got[i]
+		assert.NotEqual(h.t, uuid.Nil, c.LeaseToken, "a claimed delivery must carry a non-nil LeaseToken")
+		assert.NotEqual(h.t, want.LeaseToken, c.LeaseToken, "Claim must give a fresh LeaseToken, not reuse an expired one")
+		assert.Empty(h.t, c.Attempts, "a claimed delivery must carry no Attempts")
+		want.LeaseToken = c.LeaseToken
+		want.LeaseExpiresAt = now.Add(5 * time.Minute)
+		want.NextAttemptAt = want.LeaseExpiresAt
+		attempts := want.Attempts
+		want.Attempts = nil
+		sameDelivery(h.t, want, c, "Claim must return the delivery with LeaseExpiresAt = now+lease and NextAttemptAt = LeaseExpiresAt")
+		want.Attempts = attempts
+		h.unchanged(want, "after Claim, Get must show the lease")
+	}
+}
+
+func testClaimNothingDue(h *harness) {
+	h.noneDue(at(0), "the store is empty")
+	d := NewDelivery(uuid.New(), at(time.Minute))
+	h.insert(d)
+	h.noneDue(at(time.Minute-time.Microsecond), "the only delivery is due a microsecond later")
+	h.unchanged(d, "Claim must not touch a delivery that is not due")
+}
+
+func testLeaseExpiry(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	first := h.claimOne(d.ID, at(0))
+	h.noneDue(at(0), "the only delivery was just claimed")
+	h.noneDue(at(lease-time.Microsecond), "the lease has not expired yet")
+	second := h.claimOne(d.ID, at(lease))
+	assert.NotEqual(h.t, first.LeaseToken, second.LeaseToken, "re-claiming after the lease expired must give a different LeaseToken")
+	sameTime(h.t, at(2*lease), second.LeaseExpiresAt, "LeaseExpiresAt", "the new lease must expire at now+lease")
+}
+
+func testConcurrentClaimers(h *harness) {
+	const n, claimers, limit = 200, 8, 3
+	for i := range n {
+		d := NewDelivery(uuid.New(), at(0))
+		d.NextAttemptAt = at(-time.Duration(i%7) * time.Second)
+		h.insert(d)
+	}
+	now := at(time.Minute)
+	got := make([][]*store.Delivery, claimers)
+	errs := make([]error, claimers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range claimers {
+		wg.Go(func() {
+			<-start
+			for {
+				ds, err := h.s.Claim(h.ctx, now, limit, time.Hour)
+				if err != nil {
+					errs[c] = err
+					return
+				}
+				if len(ds) > limit {
+					errs[c] = fmt.Errorf("claim returned %d deliveries, over its limit %d", len(ds), limit)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				got[c] = append(got[c], ds...)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for c, err := range errs {
+		require.NoError(h.t, err, "claimer %d", c)
+	}
+
+	owner := map[uuid.UUID]int{}
+	tokens := map[uuid.UUID]bool{}
+	for c, ds := range got {
+		for _, d := range ds {
+			if prev, ok := owner[d.ID]; ok {
+				h.t.Errorf("delivery %s was handed to claimers %d and %d while the first lease was valid: Claim must be exclusive", d.ID, prev, c)
+			}
+			owner[d.ID] = c
+			if tokens[d.LeaseToken] {
+				h.t.Errorf("lease token %s was given twice: every claim needs a fresh token", d.LeaseToken)
+			}
+			tokens[d.LeaseToken] = true
+		}
+	}
+	assert.Len(h.t, owner, n, "every due delivery must be claimed by one of the claimers")
+	h.noneDue(now, "every delivery is leased for an hour")
+}
+
+func testRecordRetry(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0)) // lease expires at 30s
+	before := h.get(d.ID)
+	next := at(5*time.Minute + 7*time.Microsecond)
+	r := retryResult(c, at(1500*time.Millisecond), next)
+	h.record(c.LeaseToken, r)
+	h.unchanged(applied(before, r), "Record with a pending result must store the attempt and the new state and end the lease")
+	h.noneDue(at(lease), "NextAttemptAt moved past the old lease expiry")
+	h.noneDue(next.Add(-time.Microsecond), "the delivery is due again only at NextAttemptAt")
+	c = h.claimOne(d.ID, next)
+	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, next))
+
+	// A retry due before the old lease would have expired.
+	e := NewDelivery(uuid.New(), at(time.Hour))
+	h.insert(e)
+	c = h.claimOne(e.ID, at(time.Hour))
+	next = at(time.Hour + 2*time.Second)
+	h.record(c.LeaseToken, retryResult(c, at(time.Hour+time.Second), next))
+	h.noneDue(next.Add(-time.Microsecond), "the delivery is due again only at NextAttemptAt")
+	h.claimOne(e.ID, next)
+}
+
+func testRecordTerminal(h *harness, status store.Status) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	c = h.claimOne(d.ID, at(time.Minute))
+	before := h.get(d.ID)
+	end := at(time.Minute + 1234*time.Microsecond)
+	r := terminalResult(c, status, end)
+	h.record(c.LeaseToken, r)
+	got := h.get(d.ID)
+	sameDelivery(h.t, applied(before, r), got, fmt.Sprintf("Record with a %s result must store the attempt and the terminal state", status))
+	assert.Equal(h.t, status, got.Status, "the delivery must end as %s", status)
+	assert.False(h.t, got.CompletedAt.IsZero(), "a terminal delivery must have CompletedAt set")
+	assert.True(h.t, got.NextAttemptAt.IsZero(), "a terminal delivery must have a zero NextAttemptAt")
+	h.noneDue(at(time.Minute+lease), "a terminal delivery is never claimed again, even after its lease would have expired")
+	h.noneDue(at(1000*time.Hour), "a terminal delivery is never claimed again")
+}
+
+func testAttemptsAccumulate(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+
+	c := h.claimOne(d.ID, at(0))
+	a1 := newAttempt(c, at(123456*time.Microsecond))
+	a1.ResponseTimeMS = 10000
+	a1.ErrorMessage = "Post \"https://hooks.example.com\": context deadline exceeded"
+	a1.FailureReason = store.ReasonTimeout
+	h.record(c.LeaseToken, store.Result{
+		DeliveryID: d.ID, Attempt: a1, Status: store.StatusPending,
+		FailureReason: store.ReasonTimeout, FailureDetail: "no response within 10s",
+		NextAttemptAt: at(time.Minute), UpdatedAt: at(10 * time.Second),
+	})
+
+	c = h.claimOne(d.ID, at(time.Minute))
+	a2 := newAttempt(c, at(time.Minute+1*time.Microsecond))
+	a2.StatusCode = 503
+	a2.ResponseBody = "Service indisponible — réessayez 🙏 <b>&amp;</b>"
+	a2.ResponseTimeMS = 87
+	a2.ErrorMessage = "HTTP 503"
+	a2.FailureReason = store.ReasonHTTPError
+	h.record(c.LeaseToken, store.Result{
+		DeliveryID: d.ID, Attempt: a2, Status: store.StatusPending,
+		FailureReason: store.ReasonHTTPError, FailureDetail: "HTTP 503 Service Unavailable",
+		NextAttemptAt: at(5 * time.Minute), UpdatedAt: at(time.Minute + time.Second),
+	})
+
+	c = h.claimOne(d.ID, at(5*time.Minute))
+	a3 := newAttempt(c, at(5*time.Minute+999999*time.Microsecond))
+	a3.StatusCode = 200
+	a3.ResponseBody = "ok ✓"
+	a3.ResponseTimeMS = 3
+	secret := uuid.NullUUID{UUID: uuid.New(), Valid: true}
+	h.record(c.LeaseToken, store.Result{
+		DeliveryID: d.ID, Attempt: a3, Status: store.StatusSucceeded, SigningSecretID: secret,
+		UpdatedAt: at(6 * time.Minute), CompletedAt: at(6 * time.Minute),
+	})
+
+	got := h.get(d.ID)
+	sameAttempts(h.t, []store.Attempt{a1, a2, a3}, got.Attempts, "Get must return every recorded attempt")
+	assert.Equal(h.t, 3, got.AttemptCount, "AttemptCount must equal the last AttemptNumber")
+	assert.Equal(h.t, store.StatusSucceeded, got.Status)
+	assert.Equal(h.t, store.FailureReason(""), got.FailureReason, "a success must clear the delivery's FailureReason (Record copies it from the Result)")
+	assert.Equal(h.t, "", got.FailureDetail, "a success must clear the delivery's FailureDetail (Record copies it from the Result)")
+	assert.Equal(h.t, secret, got.SigningSecretID, "SigningSecretID must be the last attempt's")
+	hist := h.history(d.BatchID)
+	require.Len(h.t, hist, 1)
+	sameAttempts(h.t, []store.Attempt{a1, a2, a3}, hist[0].Attempts, "History must return every recorded attempt")
+}
+
+func testRecordStaleLease(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	old := h.claimOne(d.ID, at(0))
+	cur := h.claimOne(d.ID, at(lease))
+	before := h.get(d.ID)
+
+	err := h.s.Record(h.ctx, old.LeaseToken, terminalResult(old, store.StatusSucceeded, at(lease+time.Second)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Record with a lease token replaced by a later Claim must return ErrLeaseLost")
+	h.unchanged(before, "a Record that lost its lease must change nothing")
+
+	h.record(cur.LeaseToken, terminalResult(cur, store.StatusSucceeded, at(lease+2*time.Second)))
+	assert.Len(h.t, h.get(d.ID).Attempts, 1, "only the current lease holder's attempt is recorded")
+}
+
+func testRecordTwice(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	after := h.get(d.ID)
+
+	err := h.s.Record(h.ctx, c.LeaseToken, retryResult(after, at(2*time.Second), at(time.Minute)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "a second Record with the same token must return ErrLeaseLost")
+	err = h.s.Record(h.ctx, c.LeaseToken, retryResult(c, at(2*time.Second), at(time.Minute)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "a repeated Record of the same attempt with the same token must return ErrLeaseLost")
+	h.unchanged(after, "a Record with an ended lease must change nothing")
+}
+
+func testNilToken(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	before := h.get(d.ID)
+	err := h.s.Record(h.ctx, uuid.Nil, retryResult(before, at(0), at(time.Minute)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Record with uuid.Nil on a delivery never claimed must return ErrLeaseLost")
+	err = h.s.Release(h.ctx, d.ID, uuid.Nil, at(time.Minute))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with uuid.Nil on a delivery never claimed must return ErrLeaseLost")
+	h.unchanged(before, "a refused Record or Release must change nothing")
+
+	c := h.claimOne(d.ID, at(0))
+	before = h.get(d.ID)
+	err = h.s.Record(h.ctx, uuid.Nil, retryResult(c, at(0), at(time.Minute)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Record with uuid.Nil on a claimed delivery must return ErrLeaseLost")
+	err = h.s.Release(h.ctx, d.ID, uuid.Nil, at(time.Minute))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with uuid.Nil on a claimed delivery must return ErrLeaseLost")
+	h.unchanged(before, "a refused Record or Release must change nothing")
+}
+
+func testExpiredLeaseStillRecords(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(10*lease)))
+	assert.Equal(h.t, store.StatusSucceeded, h.get(d.ID).Status)
+}
+
+func testRecordRejectsInconsistent(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	c = h.claimOne(d.ID, at(time.Minute)) // AttemptCount 1
+	before := h.get(d.ID)
+
+	bad := map[string]func(r *store.Result){
+		"Attempt.DeliveryID differs from DeliveryID": func(r *store.Result) { r.Attempt.DeliveryID = uuid.New() },
+		"AttemptNumber repeats the last attempt":     func(r *store.Result) { r.Attempt.AttemptNumber = 1 },
+		"AttemptNumber skips one":                    func(r *store.Result) { r.Attempt.AttemptNumber = 3 },
+		"Status is not a delivery status":            func(r *store.Result) { r.Status = "delivered" },
+	}
+	for what, change := range bad {
+		r := retryResult(c, at(time.Minute+time.Second), at(2*time.Minute))
+		change(&r)
+		err := h.s.Record(h.ctx, c.LeaseToken, r)
+		assert.Error(h.t, err, "Record must fail when %s", what)
+		h.unchanged(before, "a refused Record ("+what+") must change nothing")
+	}
+	h.record(c.LeaseToken, retryResult(c, at(time.Minute+time.Second), at(2*time.Minute)))
+}
+
+func testRelease(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	c = h.claimOne(d.ID, at(time.Minute)) // lease expires at 1m30s
+	want := h.get(d.ID)
+
+	next := at(time.Minute + 10*time.Second)
+	require.NoError(h.t, h.s.Release(h.ctx, d.ID, c.LeaseToken, next), "Release with the current lease must succeed")
+	want.LeaseToken, want.LeaseExpiresAt, want.NextAttemptAt = uuid.Nil, time.Time{}, next
+	h.unchanged(want, "Release must end the lease and set NextAttemptAt = next, adding no attempt")
+	h.noneDue(next.Add(-time.Microsecond), "a released delivery is due only at next")
+	c = h.claimOne(d.ID, next)
+
+	next = at(time.Hour)
+	require.NoError(h.t, h.s.Release(h.ctx, d.ID, c.LeaseToken, next), "Release with the current lease must succeed")
+	h.noneDue(c.LeaseExpiresAt, "a released delivery is due at next, not at its old lease expiry")
+	h.noneDue(next.Add(-time.Microsecond), "a released delivery is due only at next")
+	h.claimOne(d.ID, next)
+}
+
+func testReleaseStale(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	old := h.claimOne(d.ID, at(0))
+	cur := h.claimOne(d.ID, at(lease))
+	before := h.get(d.ID)
+	err := h.s.Release(h.ctx, d.ID, old.LeaseToken, at(time.Hour))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with a token replaced by a later Claim must return ErrLeaseLost")
+	h.unchanged(before, "a Release that lost its lease must change nothing")
+
+	require.NoError(h.t, h.s.Release(h.ctx, d.ID, cur.LeaseToken, at(time.Hour)))
+	before = h.get(d.ID)
+	err = h.s.Release(h.ctx, d.ID, cur.LeaseToken, at(2*time.Hour))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with a token already released must return ErrLeaseLost")
+	h.unchanged(before, "a Release with an ended lease must change nothing")
+
+	c := h.claimOne(d.ID, at(time.Hour))
+	h.record(c.LeaseToken, retryResult(c, at(time.Hour), at(3*time.Hour)))
+	before = h.get(d.ID)
+	err = h.s.Release(h.ctx, d.ID, c.LeaseToken, at(2*time.Hour))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with a token whose attempt was already recorded must return ErrLeaseLost")
+	h.unchanged(before, "a Release with an ended lease must change nothing")
+}
+
+func testHistoryOrder(h *harness) {
+	batch := uuid.New()
+	d1 := NewDelivery(batch, at(0))
+	h.insert(d1)
+	c := h.claimOne(d1.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	c = h.claimOne(d1.ID, at(time.Minute))
+	h.record(c.LeaseToken, terminalResult(c, store.StatusFailed, at(time.Minute)))
+
+	d2 := NewDelivery(batch, at(time.Hour))
+	d2.IsAutomatic = false
+	h.insert(d2)
+	h.finish(d2.ID, at(time.Hour), store.StatusSucceeded)
+
+	d3 := NewDelivery(batch, at(2*time.Hour))
+	d3.IsAutomatic = false
+	h.insert(d3)
+
+	other := NewDelivery(uuid.New(), at(90*time.Minute))
+	h.insert(other)
+
+	want := []*store.Delivery{h.get(d3.ID), h.get(d2.ID), h.get(d1.ID)}
+	hist := h.history(batch)
+	require.Equal(h.t, ids(want), ids(hist), "History must return the batch's deliveries (and no other batch's), newest CreatedAt first")
+	for i := range want {
+		sameDelivery(h.t, want[i], hist[i], fmt.Sprintf("History[%d] must equal Get of the same delivery", i))
+	}
+	require.Len(h.t, hist[2].Attempts, 2)
+	assert.Equal(h.t, []int{1, 2}, []int{hist[2].Attempts[0].AttemptNumber, hist[2].Attempts[1].AttemptNumber}, "attempts must be oldest first")
+
+	latest, err := h.s.Latest(h.ctx, batch)
+	require.NoError(h.t, err, "Latest of a batch with deliveries must succeed")
+	sameDelivery(h.t, want[0], latest, "Latest must return the newest delivery")
+}
+
+func testNotFound(h *harness) {
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	unknown := uuid.New()
+
+	_, err := h.s.Get(h.ctx, unknown)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "Get of an unknown id must return ErrNotFound")
+	_, err = h.s.Latest(h.ctx, unknown)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "Latest of a batch without deliveries must return ErrNotFound")
+	hist, err := h.s.History(h.ctx, unknown)
+	assert.NoError(h.t, err, "History of a batch without deliveries must not fail")
+	assert.Empty(h.t, hist, "History of a batch without deliveries must be empty")
+
+	ghost := NewDelivery(unknown, at(0))
+	r := retryResult(ghost, at(0), at(time.Minute))
+	err = h.s.Record(h.ctx, uuid.New(), r)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "Record on an unknown delivery must return ErrNotFound")
+	err = h.s.Release(h.ctx, unknown, uuid.New(), at(time.Minute))
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "Release on an unknown delivery must return ErrNotFound")
+	_, err = h.s.Get(h.ctx, ghost.ID)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "Record on an unknown delivery must not create it")
+}
+
+func testCanceledContext(h *harness) {
+	ctx, cancel := context.WithCancel(h.ctx)
+	cancel()
+
+	d := NewDelivery(uuid.New(), at(0))
+	assert.Error(h.t, h.s.Insert(ctx, d), "Insert with a canceled context must fail")
+	_, err := h.s.Get(h.ctx, d.ID)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "an Insert with a canceled context must insert nothing")
+
+	h.insert(d)
+	before := h.get(d.ID)
+	_, err = h.s.Claim(ctx, at(0), 10, lease)
+	assert.Error(h.t, err, "Claim with a canceled context must fail")
+	h.unchanged(before, "a Claim with a canceled context must lease nothing")
+
+	c := h.claimOne(d.ID, at(0))
+	before = h.get(d.ID)
+	assert.Error(h.t, h.s.Record(ctx, c.LeaseToken, retryResult(c, at(0), at(time.Minute))), "Record with a canceled context must fail")
+	assert.Error(h.t, h.s.Release(ctx, d.ID, c.LeaseToken, at(time.Minute)), "Release with a canceled context must fail")
+	h.unchanged(before, "Record and Release with a canceled context must change nothing")
+	_, err = h.s.Get(ctx, d.ID)
+	assert.Error(h.t, err, "Get with a canceled context must fail")
+	_, err = h.s.Latest(ctx, d.BatchID)
+	assert.Error(h.t, err, "Latest with a canceled context must fail")
+	_, err = h.s.History(ctx, d.BatchID)
+	assert.Error(h.t, err, "History with a canceled context must fail")
+}
