@@ -128,6 +128,17 @@ func (d *Deliverer) Store() store.Store { return d.cfg.Store }
 // (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict, or
 // the Store's error.
 func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.Callback) (*store.Delivery, error) {
+	return d.DeliverTx(ctx, d.cfg.Store, callbackURL, p)
+}
+
+// DeliverTx is Deliver with the delivery inserted through ins instead of the
+// Deliverer's Store: with the Postgres store, pass its Tx(tx) so the callback
+// commits or rolls back together with the host's own change of the batch (the
+// outbox pattern), and nothing is sent for a transaction that rolled back. ins
+// must write to the same database as the Deliverer's Store. Workers find the
+// delivery once the transaction commits (at once with LISTEN/NOTIFY, else at
+// the next poll).
+func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
 	if err := ValidateURL(callbackURL, d.cfg.AllowURLUserinfo); err != nil {
 		return nil, err
 	}
@@ -139,7 +150,7 @@ func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.C
 		return nil, fmt.Errorf("deliver batch %s: frozen payload is %d bytes, over the %d-byte limit (Config.MaxPayloadBytes): %w",
 			p.BatchID, len(body), d.cfg.MaxPayloadBytes, ErrPayloadTooLarge)
 	}
-	rec, err := d.enqueue(ctx, callbackURL, p.BatchID, body, true)
+	rec, err := d.enqueue(ctx, ins, callbackURL, p.BatchID, body, true)
 	if errors.Is(err, store.ErrConflict) {
 		// The same host job retried: hand back the delivery it made.
 		if prev := d.automatic(ctx, p.BatchID); prev != nil && prev.CallbackURL == callbackURL && bytes.Equal(prev.Payload, body) {
@@ -179,7 +190,7 @@ func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.De
 	if latest.Status == store.StatusPending {
 		return nil, fmt.Errorf("redeliver batch %s: delivery %s is still pending: %w", batchID, latest.ID, store.ErrConflict)
 	}
-	rec, err := d.enqueue(ctx, latest.CallbackURL, batchID, latest.Payload, false)
+	rec, err := d.enqueue(ctx, d.cfg.Store, latest.CallbackURL, batchID, latest.Payload, false)
 	if err != nil {
 		return nil, fmt.Errorf("redeliver batch %s: %w", batchID, err)
 	}
@@ -197,7 +208,7 @@ func (d *Deliverer) History(ctx context.Context, batchID uuid.UUID) ([]*store.De
 	return d.cfg.Store.History(ctx, batchID)
 }
 
-func (d *Deliverer) enqueue(ctx context.Context, url string, batchID uuid.UUID, body []byte, automatic bool) (*store.Delivery, error) {
+func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string, batchID uuid.UUID, body []byte, automatic bool) (*store.Delivery, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("new delivery id: %w", err)
@@ -215,7 +226,7 @@ func (d *Deliverer) enqueue(ctx context.Context, url string, batchID uuid.UUID, 
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
-	if err := d.cfg.Store.Insert(ctx, rec); err != nil {
+	if err := ins.Insert(ctx, rec); err != nil {
 		return nil, err
 	}
 	d.poke()
@@ -243,7 +254,11 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	}
 	d.state = 1
 	d.runCtx, d.abort = context.WithCancel(ctx)
-	go d.dispatch()
+	var notified <-chan struct{}
+	if n, ok := d.cfg.Store.(store.Notifier); ok {
+		notified = n.Notify(d.runCtx)
+	}
+	go d.dispatch(notified)
 	return nil
 }
 
@@ -279,8 +294,9 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 }
 
 // dispatch claims due deliveries while workers are free, and sleeps until
-// Deliver or a finished attempt wakes it, or PollInterval passes.
-func (d *Deliverer) dispatch() {
+// Deliver, a finished attempt or the Store's notification wakes it, a retry
+// it scheduled comes due, or PollInterval passes.
+func (d *Deliverer) dispatch(notified <-chan struct{}) {
 	defer close(d.done)
 	for {
 		select {
@@ -305,6 +321,7 @@ func (d *Deliverer) dispatch() {
 		t := d.cfg.Clock.NewTimer(d.sleepFor(now))
 		select {
 		case <-d.wake:
+		case <-notified: // nil (never ready) unless the Store notifies
 		case <-t.C():
 		case <-d.stopCh:
 		case <-d.runCtx.Done():

@@ -86,3 +86,21 @@ type Result struct {
 	UpdatedAt   time.Time
 	CompletedAt time.Time
 }
+
+// Inserter is the part of a Store that adds deliveries. A Store may offer
+// Inserters bound to a caller's transaction (the Postgres store's Tx), so a
+// delivery commits or rolls back with the host's own writes; see
+// delivery.Deliverer.DeliverTx.
+type Inserter interface {
+	Insert(ctx context.Context, d *Delivery) error
+}
+
+// Notifier is implemented by Stores that can tell a Deliverer that
+// deliveries may have become due because of another process (the Postgres
+// store uses LISTEN/NOTIFY). A Deliverer still polls; notifications only make
+// it react sooner.
+type Notifier interface {
+	// Notify returns a channel that receives a value whenever new work may
+	// be due, until ctx ends. Values may be coalesced or spurious.
+	Notify(ctx context.Context) <-chan struct{}
+}
