@@ -22,7 +22,14 @@ import (
 // Bad input returns a *FieldError matching ErrInvalid and one rule's
 // sentinel; Freeze never panics on any Callback.
 func Freeze(c Callback) ([]byte, error) {
-	b, err := AppendFreeze(make([]byte, 0, 512), c)
+	size := 256
+	if r, ok := c.Output.(json.RawMessage); ok {
+		size += len(r)
+	}
+	if r, ok := c.Metadata.(json.RawMessage); ok {
+		size += len(r)
+	}
+	b, err := AppendFreeze(make([]byte, 0, size), c)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +188,18 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			return append(b, "null"...), nil
 		}
 		raw = *x
+	case []json.RawMessage:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
+		return appendRawArray(b, x)
+	case Output:
+		return appendOutput(b, &x)
+	case *Output:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
+		return appendOutput(b, x)
 	default:
 		if err := checkStrings(v); err != nil {
 			return b, err
@@ -191,14 +210,49 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, m...), nil // already compact
 	}
-	if !utf8.Valid(raw) {
-		return b, ErrInvalidUTF8
+	return appendCompact(b, raw)
+}
+
+// appendRawArray appends raw values as a JSON array, each compacted.
+func appendRawArray(b []byte, items []json.RawMessage) ([]byte, error) {
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if it == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		var err error
+		if b, err = appendValue(b, it); err != nil {
+			return b, err
+		}
 	}
-	buf := bytes.NewBuffer(b)
-	if err := json.Compact(buf, raw); err != nil {
-		return b, errors.Join(ErrInvalidJSON, err)
+	return append(b, ']'), nil
+}
+
+// appendOutput writes the envelope as Output.MarshalJSON does, without a
+// round through encoding/json for the fixed fields.
+func appendOutput(b []byte, o *Output) ([]byte, error) {
+	b = append(b, `{"items":`...)
+	if o.Items == nil {
+		b = append(b, "[]"...)
+	} else {
+		var err error
+		if b, err = appendValue(b, o.Items); err != nil {
+			return b, err
+		}
 	}
-	return buf.Bytes(), nil
+	b = append(b, `,"succeeded":`...)
+	b = strconv.AppendInt(b, int64(o.Succeeded), 10)
+	b = append(b, `,"failed":`...)
+	b = strconv.AppendInt(b, int64(o.Failed), 10)
+	b = append(b, `,"cancelled":`...)
+	b = strconv.AppendInt(b, int64(o.Cancelled), 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, int64(o.Total), 10)
+	return append(b, '}'), nil
 }
 
 // marshal is json.Marshal without HTML escaping, with errors mapped to this

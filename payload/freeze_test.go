@@ -233,3 +233,30 @@ func TestParseFields(t *testing.T) {
 	assert.True(t, c.CompletedAt.Equal(time.Date(2026, 5, 6, 10, 1, 42, 250_000_000, time.UTC)))
 	assert.Equal(t, json.RawMessage(`{"b":1,"a":2}`), c.Metadata)
 }
+
+// TestOutputFastPathMatchesEncodingJSON checks that the envelope written by
+// hand is byte for byte what Output.MarshalJSON (encoding/json) produces.
+func TestOutputFastPathMatchesEncodingJSON(t *testing.T) {
+	cases := []payload.Output{
+		{},
+		{Items: []json.RawMessage{json.RawMessage(` {"a": "<&>", "b": [1, 2]} `), nil, json.RawMessage(`"é"`)}, Succeeded: 2, Failed: 1, Cancelled: 3, Total: 6},
+		{Items: []json.RawMessage{}, Total: -1},
+		{Items: []map[string]any{{"z": 1, "a": "<x>"}}, Succeeded: 1, Total: 1},
+		{Items: json.RawMessage(`[1,2]`)},
+	}
+	for i, o := range cases {
+		want, err := o.MarshalJSON()
+		require.NoError(t, err)
+		for _, v := range []any{o, &o} {
+			c := base()
+			c.Output = v
+			got, err := payload.Freeze(c)
+			require.NoError(t, err)
+			assert.Contains(t, string(got), `"output":`+string(want)+`,"duration_ms"`, "case %d", i)
+		}
+	}
+	c := base()
+	c.Output = payload.Output{Items: []json.RawMessage{json.RawMessage(`{`)}}
+	_, err := payload.Freeze(c)
+	assert.ErrorIs(t, err, payload.ErrInvalidJSON)
+}
