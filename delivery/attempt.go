@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -37,7 +38,6 @@ var storeRetries = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond
 func (d *Deliverer) work(rec *store.Delivery) {
 	defer func() {
 		d.busy.Add(-1)
-		d.workers.Done()
 		d.poke()
 	}()
 	res, aborted := d.attempt(rec)
@@ -84,15 +84,20 @@ func (d *Deliverer) retryStore(op string, call func() error) error {
 
 func (d *Deliverer) report(rec *store.Delivery, a store.Attempt) {
 	log := d.cfg.Logger
+	ctx := d.runCtx
 	switch {
 	case rec.Status == store.StatusSucceeded:
-		log.Debug("hookline: delivered", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempt", a.AttemptNumber, "status", a.StatusCode)
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.DebugContext(ctx, "hookline: delivered", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempt", a.AttemptNumber, "status", a.StatusCode)
+		}
 	case rec.Status == store.StatusFailed:
-		log.Warn("hookline: delivery failed", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempts", a.AttemptNumber,
+		log.WarnContext(ctx, "hookline: delivery failed", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempts", a.AttemptNumber,
 			"reason", rec.FailureReason, "detail", rec.FailureDetail)
 	default:
-		log.Info("hookline: attempt failed; will retry", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempt", a.AttemptNumber,
-			"reason", rec.FailureReason, "detail", rec.FailureDetail, "next_attempt_at", rec.NextAttemptAt)
+		if log.Enabled(ctx, slog.LevelInfo) {
+			log.InfoContext(ctx, "hookline: attempt failed; will retry", "delivery_id", rec.ID, "batch_id", rec.BatchID, "attempt", a.AttemptNumber,
+				"reason", rec.FailureReason, "detail", rec.FailureDetail, "next_attempt_at", rec.NextAttemptAt)
+		}
 	}
 	if f := d.cfg.Observer.Attempt; f != nil {
 		f(rec, a)
@@ -170,7 +175,7 @@ func (d *Deliverer) send(ctx context.Context, rec *store.Delivery, requestID uui
 	}
 
 	t0 := time.Now() // real time: this measures real I/O
-	resp, err := d.cfg.HTTPClient.Do(req)
+	resp, err := d.do(req)
 	if err != nil {
 		reason, detail := classify(ctx, err)
 		return 0, "", nil, reason, detail, time.Since(t0)
@@ -206,9 +211,13 @@ func responseText(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
-// classify maps a transport error to a failure reason and a message.
+// classify maps a transport error to a failure reason and a message. A
+// refusal of the destination guard comes first: it is final whatever else
+// happened, and its message (the refused address and range) is the detail.
 func classify(ctx context.Context, err error) (store.FailureReason, string) {
 	var (
+		blocked  *BlockedError
+		badURL   *URLError
 		dnsErr   *net.DNSError
 		certErr  *tls.CertificateVerificationError
 		unknownA x509.UnknownAuthorityError
@@ -220,6 +229,12 @@ func classify(ctx context.Context, err error) (store.FailureReason, string) {
 	)
 	msg := err.Error()
 	switch {
+	case errors.As(err, &blocked):
+		return store.ReasonBlockedDestination, blocked.Error()
+	case errors.Is(err, ErrBlockedDestination):
+		return store.ReasonBlockedDestination, msg
+	case errors.As(err, &badURL): // a host the guard's dialer will not resolve
+		return store.ReasonInvalidURL, badURL.Error()
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		return store.ReasonTimeout, msg
 	case errors.As(err, &dnsErr):

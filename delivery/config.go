@@ -3,7 +3,9 @@ package delivery
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/hookline/hookline/signing"
@@ -22,6 +24,10 @@ const (
 	DefaultMaxPayloadBytes   = 256 << 10
 )
 
+// maxConnectTimeout bounds connecting and the TLS handshake of the default
+// HTTP client (further bounded by AttemptTimeout).
+const maxConnectTimeout = 10 * time.Second
+
 // Config configures a Deliverer. The zero value of every field but Signer
 // means its documented default.
 type Config struct {
@@ -37,10 +43,51 @@ type Config struct {
 	// Clock reads the time and makes timers. Default: SystemClock().
 	Clock Clock
 
-	// HTTPClient sends the attempts. Default: a client that follows no
-	// redirect and reuses connections. A client you bring must not follow
-	// redirects if you want 3xx recorded as "redirect".
+	// HTTPClient sends the attempts. Default: a client with the
+	// destination guard (see AllowPrivateNetworks), which follows no
+	// redirect, reuses connections, ignores the HTTP_PROXY and HTTPS_PROXY
+	// environment variables (through a proxy the guard would check the
+	// proxy's address, not the receiver's), and bounds connecting and the
+	// TLS handshake by min(10 s, AttemptTimeout) and waiting for response
+	// headers by AttemptTimeout.
+	//
+	// A client you bring is used as is, and the destination guard is NOT
+	// applied to it: any customer's callback URL can then make your servers
+	// POST to loopback, your private network, or the cloud metadata
+	// service at 169.254.169.254 (which hands out credentials), unless your
+	// client's dialer or an egress proxy refuses such addresses itself
+	// (CheckDestination gives the guard's decision for an address, for
+	// use in your own net.Dialer Control function). It must also not
+	// follow redirects if you want 3xx recorded as "redirect" (a followed
+	// redirect can lead anywhere, internal addresses included), and should
+	// set its own timeouts. AllowPrivateNetworks and AllowedNetworks have
+	// no effect on it.
 	HTTPClient *http.Client
+
+	// AllowPrivateNetworks turns the destination guard of the default
+	// HTTPClient OFF. Default false: the guard refuses to connect to
+	// loopback, private (RFC 1918, IPv6 unique-local), link-local (cloud
+	// metadata), carrier-grade NAT, multicast, unspecified and other
+	// special-purpose addresses (BlockedRanges), checked on the address
+	// each connection is about to use, after DNS resolution. A refused
+	// attempt sends nothing and fails the delivery for good with reason
+	// store.ReasonBlockedDestination.
+	//
+	// FOR DEVELOPMENT AND TESTS ONLY (a receiver on localhost or
+	// httptest.NewServer). Callback URLs are typed by your customers: with
+	// the guard off, any of them can make your servers send requests into
+	// your own network. To reach a few internal receivers in production,
+	// list them in AllowedNetworks instead.
+	AllowPrivateNetworks bool
+
+	// AllowedNetworks lists networks the destination guard lets through
+	// although they lie in a refused range, for example a receiver on your
+	// private network (netip.MustParsePrefix("10.20.0.0/16")). An entry
+	// matches the address connected to and, for an IPv4-mapped or NAT64
+	// address, the IPv4 address embedded in it; write IPv4 networks in
+	// IPv4 form. Host bits are ignored. Default: none. Must be empty when
+	// HTTPClient is set, since the guard belongs to the default client.
+	AllowedNetworks []netip.Prefix
 
 	// Workers is how many attempts run at once. Default DefaultWorkers.
 	Workers int
@@ -170,8 +217,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Lease <= c.AttemptTimeout {
 		return bad("Lease", fmt.Sprintf("(%s) must be longer than AttemptTimeout (%s), or another worker may take a delivery mid-attempt", c.Lease, c.AttemptTimeout))
 	}
+	if c.HTTPClient != nil && len(c.AllowedNetworks) > 0 {
+		return bad("AllowedNetworks", "has no effect when HTTPClient is set: the destination guard belongs to the default client; leave it empty, or refuse addresses in your client's dialer")
+	}
+	allowed, err := validateAllowedNetworks(c.AllowedNetworks)
+	if err != nil {
+		return bad("AllowedNetworks", err.Error())
+	}
+	c.AllowedNetworks = allowed
 	if c.HTTPClient == nil {
-		c.HTTPClient = defaultHTTPClient()
+		var g *guard
+		if !c.AllowPrivateNetworks {
+			g = &guard{allowed: allowed}
+		}
+		c.HTTPClient = defaultHTTPClient(c.AttemptTimeout, c.Workers, g)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -179,12 +238,25 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// defaultHTTPClient follows no redirect and keeps enough idle connections per
-// host for every worker.
-func defaultHTTPClient() *http.Client {
+// defaultHTTPClient follows no redirect, keeps an idle connection per worker
+// for each host, bounds each phase of a request by attemptTimeout,
+// and, unless g is nil, refuses destinations through g at dial time.
+func defaultHTTPClient(attemptTimeout time.Duration, workers int, g *guard) *http.Client {
+	dialer := &net.Dialer{
+		Timeout:   min(maxConnectTimeout, attemptTimeout),
+		KeepAlive: 30 * time.Second,
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // a proxy would be the guard's only destination
+	tr.DialContext = dialer.DialContext
+	if g != nil {
+		dialer.Control = g.control
+		tr.DialContext = g.dialContext(dialer)
+	}
+	tr.TLSHandshakeTimeout = min(maxConnectTimeout, attemptTimeout)
+	tr.ResponseHeaderTimeout = attemptTimeout
 	tr.MaxIdleConns = 0 // no global cap
-	tr.MaxIdleConnsPerHost = DefaultWorkers * 2
+	tr.MaxIdleConnsPerHost = workers
 	tr.ForceAttemptHTTP2 = true
 	return &http.Client{
 		Transport:     tr,

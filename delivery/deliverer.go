@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ import (
 // only Start makes attempts.
 type Deliverer struct {
 	cfg    Config
+	rt     http.RoundTripper // the default client's transport; nil with Config.HTTPClient
 	signer atomic.Pointer[signing.Signer]
 	wake   chan struct{} // capacity 1: "look at the Store again"
 
@@ -35,10 +37,11 @@ type Deliverer struct {
 	state   int // 0 new, 1 started, 2 stopped
 	stopCh  chan struct{}
 	runCtx  context.Context
-	abort   context.CancelFunc // aborts attempts in flight
-	done    chan struct{}      // closed when the dispatcher has returned
+	abort   context.CancelFunc   // aborts attempts in flight
+	done    chan struct{}        // closed when the dispatcher has returned
+	jobs    chan *store.Delivery // claimed deliveries for the workers
 	workers sync.WaitGroup
-	busy    atomic.Int64 // attempts in flight
+	busy    atomic.Int64 // claimed and not yet recorded or released
 
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
@@ -91,11 +94,18 @@ func (d *Deliverer) sleepFor(now time.Time) time.Duration {
 // New returns a Deliverer for cfg, or an error matching ErrInvalidConfig that
 // names the bad field.
 func New(cfg Config) (*Deliverer, error) {
+	ownClient := cfg.HTTPClient == nil
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	d := &Deliverer{cfg: cfg, wake: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}
+	if ownClient {
+		// The default client follows no redirect and has no cookie jar or
+		// timeout of its own, so its transport can be called directly,
+		// sparing http.Client's per-request copy of the headers.
+		d.rt = cfg.HTTPClient.Transport
+	}
 	d.signer.Store(cfg.Signer)
 	return d, nil
 }
@@ -233,6 +243,14 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 	return rec, nil
 }
 
+// do sends one request through the default transport, or the host's client.
+func (d *Deliverer) do(req *http.Request) (*http.Response, error) {
+	if d.rt != nil {
+		return d.rt.RoundTrip(req)
+	}
+	return d.cfg.HTTPClient.Do(req)
+}
+
 // poke wakes the dispatcher without blocking.
 func (d *Deliverer) poke() {
 	select {
@@ -258,6 +276,15 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	if n, ok := d.cfg.Store.(store.Notifier); ok {
 		notified = n.Notify(d.runCtx)
 	}
+	// A fixed pool: workers keep their grown stacks between attempts.
+	d.jobs = make(chan *store.Delivery, d.cfg.Workers)
+	for range d.cfg.Workers {
+		d.workers.Go(func() {
+			for rec := range d.jobs {
+				d.work(rec)
+			}
+		})
+	}
 	go d.dispatch(notified)
 	return nil
 }
@@ -279,18 +306,22 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	close(d.stopCh)
 	d.mu.Unlock()
 
-	<-d.done
+	<-d.done // the dispatcher has closed jobs: workers finish what was claimed, then return
 	finished := make(chan struct{})
 	go func() { d.workers.Wait(); close(finished) }()
+	var err error
 	select {
 	case <-finished:
-		d.abort()
-		return nil
 	case <-ctx.Done():
 		d.abort()
 		<-finished
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	d.abort()
+	if tr, ok := d.rt.(interface{ CloseIdleConnections() }); ok {
+		tr.CloseIdleConnections() // no keep-alive goroutine outlives the Deliverer
+	}
+	return err
 }
 
 // dispatch claims due deliveries while workers are free, and sleeps until
@@ -298,6 +329,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 // it scheduled comes due, or PollInterval passes.
 func (d *Deliverer) dispatch(notified <-chan struct{}) {
 	defer close(d.done)
+	defer close(d.jobs)
 	for {
 		select {
 		case <-d.stopCh:
@@ -312,10 +344,9 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 			if err != nil && d.runCtx.Err() == nil {
 				d.storeError("claim", err)
 			}
+			d.busy.Add(int64(len(claimed)))
 			for _, rec := range claimed {
-				d.busy.Add(1)
-				d.workers.Add(1)
-				go d.work(rec)
+				d.jobs <- rec // never blocks: at most Workers are claimed
 			}
 		}
 		t := d.cfg.Clock.NewTimer(d.sleepFor(now))

@@ -11,7 +11,9 @@ const MaxURLLength = 2048
 
 // ValidateURL checks a callback URL the way Deliver does: at most
 // MaxURLLength characters, absolute http or https, a host, no userinfo
-// (unless allowUserinfo), no whitespace or control characters. It returns a
+// (unless allowUserinfo), no whitespace or control characters, and no host
+// that ends in a number without being a canonical IP address ("2130706433",
+// "0177.0.0.1", "127.1"), since resolvers disagree on what such hosts mean. It returns a
 // *URLError matching ErrInvalidURL, or nil. It does not resolve the host; the
 // destination guard checks the address at dial time.
 func ValidateURL(raw string, allowUserinfo bool) error {
@@ -36,6 +38,9 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 	}
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
 		return bad("no host")
+	}
+	if nonStandardIPv4(u.Hostname()) {
+		return bad("host is a number in a non-standard IPv4 form (decimal, octal, hexadecimal or fewer than four parts), which resolvers read differently; write the address as four decimal numbers")
 	}
 	if u.User != nil && !allowUserinfo {
 		return bad("userinfo (user:password@) is not allowed")

@@ -8,10 +8,12 @@
 //
 // With -url it sends the callback to your receiver instead, so you can test
 // your endpoint; it makes one attempt unless -attempts asks for more, and
-// exits non-zero when the delivery does not succeed:
+// exits non-zero when the delivery does not succeed. The destination guard
+// stays on, as in production: a receiver on localhost or a private network
+// is refused (reason blocked_destination) unless -allow-private is given:
 //
 //	go run ./examples/quickstart -url https://example.com/hooks -secret whsec_... -scheme standard
-//	go run ./examples/quickstart -url http://localhost:8080/hook -secret s3cret -scheme hex -prefix Runflow
+//	go run ./examples/quickstart -url http://localhost:8080/hook -allow-private -secret s3cret -scheme hex -prefix Runflow
 package main
 
 import (
@@ -48,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	prefix := fs.String("prefix", signing.DefaultPrefix, "header prefix of the hex scheme (<prefix>-Signature)")
 	attempts := fs.Int("attempts", 1, "attempts to make with -url (retries 1 s, 2 s, 4 s, … apart)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each attempt")
+	allowPrivate := fs.Bool("allow-private", false, "with -url, let the callback reach loopback and private addresses (turns the destination guard off; never do this in production)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -111,6 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close()
 		target = "http://" + ln.Addr().String() + "/hooks/batches"
 		*attempts = 1
+		*allowPrivate = true // the built-in receiver is on loopback
 	}
 
 	done := make(chan *store.Delivery, 1)
@@ -119,6 +123,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		MaxAttempts:    *attempts,
 		RetryPolicy:    delivery.ExponentialRetryPolicy(time.Second, 30*time.Second),
 		AttemptTimeout: *timeout,
+		// Off only for the built-in receiver or when -allow-private asks.
+		AllowPrivateNetworks: *allowPrivate,
 		Observer: delivery.Observer{
 			Attempt: func(rec *store.Delivery, a store.Attempt) {
 				msg := a.ErrorMessage
@@ -170,6 +176,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, string(out))
 	if final.Status != store.StatusSucceeded {
 		logger.Printf("quickstart: delivery %s: %s", final.Status, final.FailureDetail)
+		if final.FailureReason == store.ReasonBlockedDestination {
+			logger.Printf("quickstart: the destination guard refused a loopback or private address; pass -allow-private to test a local receiver")
+		}
 		return 1
 	}
 	return 0

@@ -155,7 +155,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	d, err := delivery.New(delivery.Config{Signer: signer})
+	// The demo's customer endpoint is on loopback, which the destination
+	// guard refuses; a real host leaves AllowPrivateNetworks false.
+	d, err := delivery.New(delivery.Config{Signer: signer, AllowPrivateNetworks: true})
 	if err != nil {
 		log.Fatal(err)
 	}
