@@ -34,21 +34,40 @@ const UserAgent = "hookline/" + Version + " (+https://github.com/hookline/hookli
 // before the lease is left to expire (the delivery is then attempted again).
 var storeRetries = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond, 2 * time.Second}
 
-// work makes one attempt of a claimed delivery and records it.
+// work makes one attempt of a claimed delivery and records it, then any
+// newer claim of the same delivery that arrived meanwhile (see claimed).
 func (d *Deliverer) work(rec *store.Delivery) {
 	defer func() {
 		d.busy.Add(-1)
 		d.poke()
 	}()
-	res, aborted := d.attempt(rec)
+	for rec != nil {
+		d.workOne(rec)
+		rec = d.finished(rec.ID)
+	}
+}
+
+func (d *Deliverer) workOne(rec *store.Delivery) {
 	// Store calls outlive an abort: the lease must be recorded or released.
 	ctx := context.WithoutCancel(d.runCtx)
-	if aborted {
-		next := d.cfg.Clock.Now()
-		d.retryStore("release", func() error { return d.cfg.Store.Release(ctx, rec.ID, rec.LeaseToken, next) })
+	host := hostKey(rec.CallbackURL)
+	if !d.acquireHost(host) {
+		// The host already has MaxPerHost attempts in flight: give the
+		// delivery back for a little while rather than tie up a worker.
+		next := d.cfg.Clock.Now().Add(d.cfg.PollInterval)
+		if d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) }) == nil {
+			d.expectDue(next)
+		}
 		return
 	}
-	if err := d.retryStore("record", func() error { return d.cfg.Store.Record(ctx, rec.LeaseToken, res) }); err != nil {
+	res, aborted := d.attempt(rec)
+	d.releaseHost(host)
+	if aborted {
+		next := d.cfg.Clock.Now()
+		d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) })
+		return
+	}
+	if d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) }) != nil {
 		return
 	}
 	rec.AttemptCount = res.Attempt.AttemptNumber
@@ -60,6 +79,22 @@ func (d *Deliverer) work(rec *store.Delivery) {
 		d.expectDue(rec.NextAttemptAt)
 	}
 	d.report(rec, res.Attempt)
+}
+
+// leased runs a Record or Release under rec's lease. If the lease was lost
+// because this Deliverer's own dispatcher claimed the delivery again while
+// the attempt ran (its lease ran out under it), the call is made again under
+// the newer lease, which this worker takes over: the attempt already made is
+// recorded instead of being sent a second time.
+func (d *Deliverer) leased(rec *store.Delivery, op string, call func(token uuid.UUID) error) error {
+	err := d.retryStore(op, func() error { return call(rec.LeaseToken) })
+	if errors.Is(err, store.ErrLeaseLost) {
+		if newer := d.takeNewer(rec.ID); newer != nil {
+			rec.LeaseToken, rec.LeaseExpiresAt = newer.LeaseToken, newer.LeaseExpiresAt
+			err = d.retryStore(op, func() error { return call(rec.LeaseToken) })
+		}
+	}
+	return err
 }
 
 // retryStore runs call until it succeeds, fails with ErrLeaseLost or
@@ -181,9 +216,10 @@ func (d *Deliverer) send(ctx context.Context, rec *store.Delivery, requestID uui
 		return 0, "", nil, reason, detail, time.Since(t0)
 	}
 	defer resp.Body.Close()
-	b, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(d.cfg.ResponseBodyLimit)))
+	b, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(d.cfg.ResponseReadLimit)))
 	elapsed = time.Since(t0)
-	status, header, body = resp.StatusCode, resp.Header, responseText(b)
+	status, header = resp.StatusCode, resp.Header
+	body = responseText(b[:min(len(b), d.cfg.ResponseBodyLimit)])
 	if readErr != nil {
 		_, msg := classify(ctx, readErr)
 		detail = "reading response body: " + msg

@@ -118,6 +118,7 @@ func runHookline(b *testing.B, url string, c, n int) time.Duration {
 	d, err := delivery.New(delivery.Config{
 		Signer:               defaultSigner(b),
 		Workers:              c,
+		MaxPerHost:           c,    // one receiver: the per-host limit would be the bottleneck
 		AllowPrivateNetworks: true, // the receiver is on loopback
 		Observer: delivery.Observer{Done: func(rec *store.Delivery) {
 			if rec.Status != store.StatusSucceeded {

@@ -21,6 +21,7 @@ const (
 	DefaultPollInterval      = time.Second
 	DefaultMaxRetryAfter     = time.Hour
 	DefaultResponseBodyLimit = 20_000
+	DefaultResponseReadLimit = 64 << 10
 	DefaultMaxPayloadBytes   = 256 << 10
 )
 
@@ -124,6 +125,20 @@ type Config struct {
 	// DefaultResponseBodyLimit (20,000).
 	ResponseBodyLimit int
 
+	// ResponseReadLimit is how many bytes of a response body are read at
+	// most (ResponseBodyLimit of them stored); reading stops there and the
+	// connection is dropped, so a 10 MiB answer costs no more than this.
+	// Reading a short body to its end lets the connection be reused.
+	// Default DefaultResponseReadLimit (64 KiB), and never less than
+	// ResponseBodyLimit.
+	ResponseReadLimit int
+
+	// MaxPerHost is how many attempts to one destination host (host and
+	// port of the URL) run at once; further due deliveries to it wait a
+	// PollInterval, so one endpoint that hangs until every timeout cannot
+	// occupy every worker. Default Workers/2 (at least 1); at most Workers.
+	MaxPerHost int
+
 	// MaxPayloadBytes is the largest frozen payload Deliver accepts.
 	// Default DefaultMaxPayloadBytes (256 KiB).
 	MaxPayloadBytes int
@@ -184,6 +199,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"Workers", &c.Workers, DefaultWorkers},
 		{"MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts},
 		{"ResponseBodyLimit", &c.ResponseBodyLimit, DefaultResponseBodyLimit},
+		{"ResponseReadLimit", &c.ResponseReadLimit, DefaultResponseReadLimit},
+		{"MaxPerHost", &c.MaxPerHost, -1}, // default depends on Workers
 		{"MaxPayloadBytes", &c.MaxPayloadBytes, DefaultMaxPayloadBytes},
 	} {
 		if *f.v < 0 {
@@ -192,6 +209,15 @@ func (c Config) withDefaults() (Config, error) {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.MaxPerHost == -1 {
+		c.MaxPerHost = max(1, c.Workers/2)
+	}
+	if c.MaxPerHost > c.Workers {
+		return bad("MaxPerHost", fmt.Sprintf("(%d) is more than Workers (%d)", c.MaxPerHost, c.Workers))
+	}
+	if c.ResponseReadLimit < c.ResponseBodyLimit {
+		return bad("ResponseReadLimit", fmt.Sprintf("(%d) is less than ResponseBodyLimit (%d): what is stored must have been read", c.ResponseReadLimit, c.ResponseBodyLimit))
 	}
 	type durField struct {
 		name string

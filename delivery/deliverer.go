@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,80 @@ type Deliverer struct {
 
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
+
+	flightMu sync.Mutex
+	flights  map[uuid.UUID]*store.Delivery // in work; value: a newer claim of it, or nil
+	hosts    map[string]int                // attempts in flight per destination host
+}
+
+// claimed hands a claimed delivery to a worker, unless a worker of this
+// Deliverer is still on it: its lease ran out during the attempt (a clock
+// jump, a slow store) and it was claimed again. The newer claim then goes to
+// that worker, which records its attempt under the new lease instead of a
+// second worker sending the delivery again. It reports whether a worker slot
+// is taken.
+func (d *Deliverer) claimed(rec *store.Delivery) bool {
+	d.flightMu.Lock()
+	defer d.flightMu.Unlock()
+	if _, busy := d.flights[rec.ID]; busy {
+		d.flights[rec.ID] = rec
+		return false
+	}
+	d.flights[rec.ID] = nil
+	return true
+}
+
+// takeNewer returns and forgets a newer claim of the delivery, if any.
+func (d *Deliverer) takeNewer(id uuid.UUID) *store.Delivery {
+	d.flightMu.Lock()
+	defer d.flightMu.Unlock()
+	newer := d.flights[id]
+	if newer != nil {
+		d.flights[id] = nil
+	}
+	return newer
+}
+
+// finished ends a worker's turn with a delivery: it returns a newer claim to
+// work on next, or nil after forgetting the delivery.
+func (d *Deliverer) finished(id uuid.UUID) *store.Delivery {
+	d.flightMu.Lock()
+	defer d.flightMu.Unlock()
+	if newer := d.flights[id]; newer != nil {
+		d.flights[id] = nil
+		return newer
+	}
+	delete(d.flights, id)
+	return nil
+}
+
+// acquireHost takes one of the host's MaxPerHost attempt slots.
+func (d *Deliverer) acquireHost(host string) bool {
+	d.flightMu.Lock()
+	defer d.flightMu.Unlock()
+	if d.hosts[host] >= d.cfg.MaxPerHost {
+		return false
+	}
+	d.hosts[host]++
+	return true
+}
+
+func (d *Deliverer) releaseHost(host string) {
+	d.flightMu.Lock()
+	defer d.flightMu.Unlock()
+	if d.hosts[host]--; d.hosts[host] <= 0 {
+		delete(d.hosts, host)
+	}
+}
+
+// hostKey names a callback URL's destination for the per-host limit: the
+// host and port as written, lower-cased.
+func hostKey(callbackURL string) string {
+	u, err := url.Parse(callbackURL)
+	if err != nil {
+		return callbackURL
+	}
+	return strings.ToLower(u.Host)
 }
 
 // maxDueHints bounds the retry times a Deliverer remembers to wake for;
@@ -99,7 +175,14 @@ func New(cfg Config) (*Deliverer, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Deliverer{cfg: cfg, wake: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}
+	d := &Deliverer{
+		cfg:     cfg,
+		wake:    make(chan struct{}, 1),
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+		flights: make(map[uuid.UUID]*store.Delivery),
+		hosts:   make(map[string]int),
+	}
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or
 		// timeout of its own, so its transport can be called directly,
@@ -344,9 +427,11 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 			if err != nil && d.runCtx.Err() == nil {
 				d.storeError("claim", err)
 			}
-			d.busy.Add(int64(len(claimed)))
 			for _, rec := range claimed {
-				d.jobs <- rec // never blocks: at most Workers are claimed
+				if d.claimed(rec) {
+					d.busy.Add(1)
+					d.jobs <- rec // never blocks: at most Workers are claimed
+				}
 			}
 		}
 		t := d.cfg.Clock.NewTimer(d.sleepFor(now))
