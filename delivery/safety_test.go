@@ -170,20 +170,20 @@ func TestSecretsNeverLeak(t *testing.T) {
 	require.NoError(t, err)
 
 	outputs := map[string]string{
-		"log":          logs.String(),
-		"record JSON":  string(recJSON),
-		"URL error":    errURL.Error(),
-		"config JSON":  fmt.Sprint(errCfg),
-		"secret ID":    secret.ID().String(),
-		"record %v":    fmt.Sprintf("%v", got),
-		"record %+v":   fmt.Sprintf("%+v", got),
-		"record %#v":   fmt.Sprintf("%#v", got),
-		"config %v":    fmt.Sprintf("%v", cfg),
-		"config %+v":   fmt.Sprintf("%+v", cfg),
-		"config %#v":   fmt.Sprintf("%#v", cfg),
-		"signer %+v":   fmt.Sprintf("%+v", cfg.Signer),
-		"signer %#v":   fmt.Sprintf("%#v", *cfg.Signer),
-		"secret %s":    fmt.Sprint(secret),
+		"log":         logs.String(),
+		"record JSON": string(recJSON),
+		"URL error":   errURL.Error(),
+		"config JSON": fmt.Sprint(errCfg),
+		"secret ID":   secret.ID().String(),
+		"record %v":   fmt.Sprintf("%v", got),
+		"record %+v":  fmt.Sprintf("%+v", got),
+		"record %#v":  fmt.Sprintf("%#v", got),
+		"config %v":   fmt.Sprintf("%v", cfg),
+		"config %+v":  fmt.Sprintf("%+v", cfg),
+		"config %#v":  fmt.Sprintf("%#v", cfg),
+		"signer %+v":  fmt.Sprintf("%+v", cfg.Signer),
+		"signer %#v":  fmt.Sprintf("%#v", *cfg.Signer),
+		"secret %s":   fmt.Sprint(secret),
 	}
 	require.Contains(t, logs.String(), "hookline: delivery failed", "the failure was logged")
 	require.Contains(t, logs.String(), "injected", "the store error was logged")
