@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Group commit: concurrent calls of one kind (Insert, or Record) that arrive
+// while an earlier group of that kind is being written are queued and then
+// written together, in one statement and so one transaction and one durable
+// commit, each call still fenced and answered on its own. A call that finds
+// no group in flight is written at once, so a lone caller waits no longer
+// than without grouping; under load, groups grow by themselves to the number
+// of calls that arrive during one commit.
+
+const (
+	// maxGroup bounds the calls written in one group.
+	maxGroup = 128
+	// groupFlushers is how many groups of one kind may be in flight at
+	// once. One makes the largest groups and so the fewest statements and
+	// commits, which measured best (more flushers only split the waiting
+	// calls into smaller groups); a group of 128 per round trip still
+	// keeps up with a distant server.
+	groupFlushers = 1
+	// groupTimeout bounds the writing of one group, which serves many
+	// callers and so uses no caller's context.
+	groupTimeout = time.Minute
+)
+
+// groupCall is one call waiting in a group: its argument, its answer, and
+// whether a group has taken it.
+type groupCall[T any] struct {
+	v     T
+	key   uuid.UUID // calls with the same key never share a group
+	err   error
+	taken bool
+	done  chan struct{}
+}
+
+// grouper queues calls of one kind and writes them in groups with write,
+// which must set every call's err.
+type grouper[T any] struct {
+	write func(ctx context.Context, calls []*groupCall[T])
+
+	mu      sync.Mutex
+	queue   []*groupCall[T]
+	running int
+}
+
+func newGrouper[T any](write func(ctx context.Context, calls []*groupCall[T])) *grouper[T] {
+	return &grouper[T]{write: write}
+}
+
+// do queues v and waits for its group to be written. If ctx ends while v is
+// still queued, it is dropped and ctx's error returned; if it ends while v's
+// group is being written, do returns at once with an error that says the
+// outcome is unknown.
+func (g *grouper[T]) do(ctx context.Context, key uuid.UUID, v T) error {
+	c := &groupCall[T]{v: v, key: key, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	start := g.running < groupFlushers
+	if start {
+		g.running++
+	}
+	g.mu.Unlock()
+	if start {
+		go g.flush()
+	}
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !c.taken {
+		for i, q := range g.queue {
+			if q == c {
+				g.queue = append(g.queue[:i], g.queue[i+1:]...)
+				break
+			}
+		}
+		return ctx.Err()
+	}
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return fmt.Errorf("postgres: gave up waiting for the write, which may still apply: %w", ctx.Err())
+	}
+}
+
+// flush writes groups until the queue is empty.
+func (g *grouper[T]) flush() {
+	for {
+		group := g.next()
+		if group == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+		g.write(ctx, group)
+		cancel()
+		for _, c := range group {
+			close(c.done)
+		}
+	}
+}
+
+// next takes the next group off the queue: up to maxGroup calls with
+// distinct keys, in arrival order; a call whose key is already in the group
+// waits for a later one. It returns nil, and counts the flusher out, when
+// the queue is empty.
+func (g *grouper[T]) next() []*groupCall[T] {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.running--
+		return nil
+	}
+	group := make([]*groupCall[T], 0, min(len(g.queue), maxGroup))
+	var keys map[uuid.UUID]bool
+	if len(g.queue) > 1 {
+		keys = make(map[uuid.UUID]bool, min(len(g.queue), maxGroup))
+	}
+	rest := g.queue[:0]
+	for _, c := range g.queue {
+		if len(group) == maxGroup || keys[c.key] {
+			rest = append(rest, c)
+			continue
+		}
+		if keys != nil {
+			keys[c.key] = true
+		}
+		c.taken = true
+		group = append(group, c)
+	}
+	clear(g.queue[len(rest):])
+	g.queue = rest
+	return group
+}

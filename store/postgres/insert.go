@@ -1,0 +1,211 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/hookline/hookline/store"
+)
+
+// Insert adds a new pending delivery in its own transaction and notifies
+// the schema's listeners when it commits (see Store.Insert and Notify).
+// Besides store.ErrConflict it returns a descriptive error, inserting
+// nothing, when d is not a valid new delivery (nil ID or BatchID, a status
+// other than pending, attempts already made, zero NextAttemptAt, CompletedAt
+// set) or its ID is already stored. The lease fields of d are ignored. Insert
+// is safe for concurrent use.
+func (s *Store) Insert(ctx context.Context, d *store.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validateNew(d); err != nil {
+		return err
+	}
+	if s.inserts == nil {
+		return s.insertOne(ctx, s.pool, d)
+	}
+	c := *d
+	c.Payload = bytes.Clone(d.Payload)
+	return s.inserts.do(ctx, d.ID, &c)
+}
+
+// Tx returns an Inserter that adds deliveries inside tx, the caller's own
+// transaction, so that a delivery commits or rolls back together with the
+// caller's other writes: the outbox pattern. Pass it to
+// delivery.Deliverer.DeliverTx:
+//
+//	tx, err := pool.Begin(ctx)
+//	// ... mark the batch done in the same tx ...
+//	_, err = deliverer.DeliverTx(ctx, pg.Tx(tx), url, callback)
+//	err = tx.Commit(ctx)
+//
+// The listeners of the schema are notified when tx commits; a rolled-back
+// delivery is never seen by anyone. A conflict (store.ErrConflict) does not
+// abort tx. tx must be a transaction on the Store's database; the Inserter
+// is valid as long as tx is, and like tx it must not be used concurrently.
+func (s *Store) Tx(tx pgx.Tx) store.Inserter {
+	return txInserter{s: s, tx: tx}
+}
+
+type txInserter struct {
+	s  *Store
+	tx pgx.Tx
+}
+
+// Insert adds a new pending delivery within the transaction; see Store.Tx
+// and Store.Insert.
+func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
+	if t.tx == nil {
+		return errors.New("postgres: insert delivery: Tx was given a nil transaction")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validateNew(d); err != nil {
+		return err
+	}
+	return t.s.insertOne(ctx, t.tx, d)
+}
+
+// insertOne inserts the valid new delivery d through q.
+func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) error {
+	tag, err := q.Exec(ctx, s.sql.insert, insertArgs(d, s.channel)...)
+	if err != nil {
+		return fmt.Errorf("postgres: insert delivery %s: %w", d.ID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	return s.insertConflict(ctx, q, d)
+}
+
+// writeInserts is the group writer of Insert: one statement for the whole
+// group, then the reason of each call that inserted nothing. When the
+// statement fails on the server (so nothing was inserted), each call is
+// written on its own, so that one bad delivery fails alone.
+func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Delivery]) {
+	if len(calls) == 1 {
+		calls[0].err = s.insertOne(ctx, s.pool, calls[0].v)
+		return
+	}
+	n := len(calls)
+	var (
+		ids, batches = make([][16]byte, n), make([][16]byte, n)
+		urls         = make([]string, n)
+		payloads     = make([][]byte, n)
+		secrets      = make([]pgtype.UUID, n)
+		automatic    = make([]bool, n)
+		maxAttempts  = make([]int32, n)
+		next, ctd    = make([]time.Time, n), make([]time.Time, n)
+		upd          = make([]time.Time, n)
+		ords         = make([]int32, n)
+	)
+	for i, c := range calls {
+		d := c.v
+		ids[i], batches[i], urls[i], payloads[i] = d.ID, d.BatchID, d.CallbackURL, d.Payload
+		secrets[i] = pgNullUUID(d.SigningSecretID)
+		automatic[i], maxAttempts[i] = d.IsAutomatic, int32(d.MaxAttempts)
+		next[i], ctd[i], upd[i], ords[i] = d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, int32(i)
+	}
+	inserted := make(map[[16]byte]bool, n)
+	rows, err := s.pool.Query(ctx, s.sql.insertGroup, ids, batches, urls, payloads, secrets, automatic,
+		maxAttempts, next, ctd, upd, ords, s.channel)
+	if err == nil {
+		for rows.Next() {
+			var id [16]byte
+			if err = rows.Scan(&id, nil); err != nil {
+				break
+			}
+			inserted[id] = true
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		if serverRefused(err) {
+			for _, c := range calls {
+				c.err = s.insertOne(ctx, s.pool, c.v)
+			}
+			return
+		}
+		for _, c := range calls {
+			c.err = fmt.Errorf("postgres: insert delivery %s: %w", c.v.ID, err)
+		}
+		return
+	}
+	for _, c := range calls {
+		if !inserted[c.v.ID] {
+			c.err = s.insertConflict(ctx, s.pool, c.v)
+		}
+	}
+}
+
+// serverRefused reports whether err is the server's refusal of a statement,
+// which therefore changed nothing (as opposed to, say, a connection lost
+// while the outcome was unknown).
+func serverRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
+func insertArgs(d *store.Delivery, channel string) []any {
+	return []any{pgUUID(d.ID), pgUUID(d.BatchID), d.CallbackURL, d.Payload, pgNullUUID(d.SigningSecretID), d.IsAutomatic,
+		d.MaxAttempts, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, channel}
+}
+
+// insertConflict says why the insert of d did nothing: its id exists, or its
+// batch has a pending or an automatic delivery.
+func (s *Store) insertConflict(ctx context.Context, q querier, d *store.Delivery) error {
+	var dup bool
+	var pending, automatic pgtype.UUID
+	if err := q.QueryRow(ctx, s.sql.insertConflict, pgUUID(d.ID), pgUUID(d.BatchID)).Scan(&dup, &pending, &automatic); err != nil {
+		return fmt.Errorf("postgres: insert delivery %s: conflict, and reading why failed: %v: %w", d.ID, err, store.ErrConflict)
+	}
+	switch {
+	case dup:
+		return fmt.Errorf("postgres: insert delivery %s: a delivery with this id already exists", d.ID)
+	case pending.Valid:
+		return fmt.Errorf("insert delivery %s: batch %s has pending delivery %s: %w", d.ID, d.BatchID, uuid.UUID(pending.Bytes), store.ErrConflict)
+	case d.IsAutomatic && automatic.Valid:
+		return fmt.Errorf("insert delivery %s: batch %s already has automatic delivery %s: %w", d.ID, d.BatchID, uuid.UUID(automatic.Bytes), store.ErrConflict)
+	default:
+		// The conflicting row is not visible to this transaction's
+		// snapshot (a REPEATABLE READ caller), or has changed since.
+		return fmt.Errorf("insert delivery %s: batch %s has a conflicting delivery: %w", d.ID, d.BatchID, store.ErrConflict)
+	}
+}
+
+func validateNew(d *store.Delivery) error {
+	var problem string
+	switch {
+	case d == nil:
+		return errors.New("postgres: insert delivery: nil delivery")
+	case d.ID == uuid.Nil:
+		problem = "ID is the nil UUID; set it (uuid.NewV7)"
+	case d.BatchID == uuid.Nil:
+		problem = "BatchID is the nil UUID"
+	case d.Status != store.StatusPending:
+		problem = fmt.Sprintf("Status is %q, want %q", d.Status, store.StatusPending)
+	case d.AttemptCount != 0 || len(d.Attempts) != 0:
+		problem = fmt.Sprintf("AttemptCount is %d with %d attempts, want a delivery with no attempts", d.AttemptCount, len(d.Attempts))
+	case d.NextAttemptAt.IsZero():
+		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
+	case !d.CompletedAt.IsZero():
+		problem = "CompletedAt is set on a pending delivery"
+	case d.Payload == nil:
+		problem = "Payload is nil"
+	default:
+		return nil
+	}
+	return fmt.Errorf("postgres: insert delivery %s: %s", d.ID, problem)
+}

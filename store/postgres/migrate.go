@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migration is one embedded schema change: migrations/NNNN_name.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string // with {{schema}} still in it
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	files, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, f := range files {
+		base := strings.TrimSuffix(path.Base(f), ".sql")
+		num, name, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("postgres: migration file %s: want NNNN_name.sql", f)
+		}
+		b, err := migrationFS.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i := range out {
+		if out[i].version != i+1 {
+			return nil, fmt.Errorf("postgres: migration versions must run 1, 2, 3, ... without gaps; found %d at position %d", out[i].version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// SchemaVersion is the schema version this package's Migrate brings a
+// database to.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+// lockKey is the advisory lock that serializes Migrate calls on one schema,
+// from any number of processes.
+func (s *Store) lockKey() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("hookline migrate " + s.schema))
+	return int64(h.Sum64())
+}
+
+// Migrate creates the Store's schema and tables, or brings them up to the
+// version of this package, in one transaction. It is idempotent: migrations
+// already applied (recorded in the schema's schema_migrations table) are
+// skipped, so calling it on every start is cheap. Concurrent calls, from this
+// or other processes, are serialized by a transaction-scoped advisory lock
+// keyed by the schema name; the later ones find the work done. A database
+// whose schema is newer than this package knows is an error: deploy the newer
+// code everywhere before running older code against it.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey()); err != nil {
+			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.q+`.schema_migrations (
+			version    integer     PRIMARY KEY,
+			name       text        NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now()
+		)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.q+".schema_migrations").Scan(&current); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if current > len(ms) {
+			return fmt.Errorf("schema %s is at version %d, newer than this hookline knows (%d): upgrade hookline", s.schema, current, len(ms))
+		}
+		for _, m := range ms[current:] {
+			if _, err := tx.Exec(ctx, strings.ReplaceAll(m.sql, "{{schema}}", s.q)); err != nil {
+				return fmt.Errorf("apply migration %d (%s): %w", m.version, m.name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO "+s.q+".schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+				return fmt.Errorf("record migration %d: %w", m.version, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: migrate schema %s: %w", s.schema, err)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/store/postgres"
+)
+
+// schemaState is what Migrate leaves: the applied versions with their times,
+// and the schema's tables and indexes.
+type schemaState struct {
+	Versions map[int]time.Time
+	Objects  []string
+}
+
+func readSchemaState(t *testing.T, db *testDB, schema string) schemaState {
+	t.Helper()
+	ctx := context.Background()
+	st := schemaState{Versions: map[int]time.Time{}}
+	rows, err := db.Pool.Query(ctx, "SELECT version, applied_at FROM "+schema+".schema_migrations")
+	require.NoError(t, err)
+	for rows.Next() {
+		var v int
+		var at time.Time
+		require.NoError(t, rows.Scan(&v, &at))
+		st.Versions[v] = at
+	}
+	require.NoError(t, rows.Err())
+	rows, err = db.Pool.Query(ctx, `SELECT c.relname || ':' || c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 ORDER BY 1`, schema)
+	require.NoError(t, err)
+	for rows.Next() {
+		var o string
+		require.NoError(t, rows.Scan(&o))
+		st.Objects = append(st.Objects, o)
+	}
+	require.NoError(t, rows.Err())
+	return st
+}
+
+func TestMigrateTwiceIsANoOp(t *testing.T) {
+	db := newTestDB(t) // migrated once
+	first := readSchemaState(t, db, db.Schema)
+	require.Len(t, first.Versions, postgres.SchemaVersion(), "a fresh schema must have every migration applied")
+	for _, want := range []string{"deliveries:r", "attempts:r", "schema_migrations:r", "deliveries_due:i",
+		"deliveries_one_pending_per_batch:i", "deliveries_one_automatic_per_batch:i", "attempts_delivery_number:i"} {
+		assert.Contains(t, first.Objects, want)
+	}
+
+	require.NoError(t, db.Store.Migrate(context.Background()), "a second Migrate must succeed")
+	assert.Equal(t, first, readSchemaState(t, db, db.Schema), "a second Migrate must change nothing")
+}
+
+func TestConcurrentMigrateCallsAllSucceed(t *testing.T) {
+	db := newTestDB(t)
+	// A fresh schema that four replicas, each with its own pool, migrate
+	// at the same moment.
+	schema := freshSchema()
+	t.Cleanup(func() { db.Pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	const replicas = 4
+	stores := make([]*postgres.Store, replicas)
+	for i := range stores {
+		s, err := postgres.New(newPool(t, db.DSN, 0), postgres.Options{Schema: schema})
+		require.NoError(t, err)
+		stores[i] = s
+	}
+	errs := runConcurrently(replicas, func(i int) error { return stores[i].Migrate(context.Background()) })
+	for i, err := range errs {
+		assert.NoError(t, err, "replica %d: concurrent Migrate calls must all succeed", i)
+	}
+	st := readSchemaState(t, db, schema)
+	assert.Len(t, st.Versions, postgres.SchemaVersion(), "each migration must be applied exactly once")
+}
+
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	db := newTestDB(t)
+	_, err := db.Pool.Exec(context.Background(), "INSERT INTO "+db.Schema+".schema_migrations (version, name) VALUES ($1, 'from the future')", postgres.SchemaVersion()+1)
+	require.NoError(t, err)
+	err = db.Store.Migrate(context.Background())
+	assert.ErrorContains(t, err, "newer than this hookline knows", "Migrate must refuse a schema a newer hookline has migrated")
+}

@@ -1,0 +1,103 @@
+package postgres
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Reconnection delays of a Notify listener whose connection failed: from
+// listenRetryMin, doubling, up to listenRetryMax, with ±25% jitter.
+const (
+	listenRetryMin = 100 * time.Millisecond
+	listenRetryMax = 5 * time.Second
+)
+
+// ListenerApplicationName is the application_name of the connection a
+// Notify listener holds, so it can be told apart in pg_stat_activity.
+const ListenerApplicationName = "hookline listener"
+
+// Notify returns a channel that receives a value when deliveries may have
+// become due because some process inserted one into this Store's schema
+// (through Insert or Tx), until ctx ends. It implements store.Notifier; a
+// Deliverer calls it on Start.
+//
+// Each call starts a goroutine that holds one dedicated connection, opened
+// with the pool's connection settings but outside the pool, and LISTENs on
+// the schema's channel. Values are coalesced: the channel holds at most one,
+// and a slow reader misses nothing but repeats. When the connection drops,
+// the listener reconnects with growing delays (100 ms up to 5 s), and sends
+// one value once it listens again, since notifications sent meanwhile were
+// lost; a Deliverer's polling covers the gap. When ctx ends, the goroutine
+// closes its connection and returns. The channel is never closed.
+func (s *Store) Notify(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go s.listen(ctx, ch)
+	return ch
+}
+
+func signal(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// listen runs one Notify listener until ctx ends.
+func (s *Store) listen(ctx context.Context, ch chan<- struct{}) {
+	delay := listenRetryMin
+	for reconnect := false; ; reconnect = true {
+		listening, err := s.listenOnce(ctx, ch, reconnect)
+		if ctx.Err() != nil {
+			return
+		}
+		if listening {
+			delay = listenRetryMin
+		}
+		s.log.Warn("hookline: notification listener lost its connection; reconnecting (polling covers the gap)",
+			"schema", s.schema, "retry_in", delay, "error", err)
+		t := time.NewTimer(delay + time.Duration((rand.Float64()-0.5)*0.5*float64(delay)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, listenRetryMax)
+	}
+}
+
+// listenOnce connects, listens and forwards notifications until the
+// connection fails or ctx ends. listening reports whether it got as far as
+// LISTEN.
+func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bool) (listening bool, err error) {
+	cfg := s.pool.Config().ConnConfig // a copy
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["application_name"] = ListenerApplicationName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		// ctx may be over: close with a fresh deadline.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return false, err
+	}
+	if reconnect {
+		signal(ch)
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return true, err
+		}
+		signal(ch)
+	}
+}

@@ -1,0 +1,169 @@
+package postgres_test
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/store"
+	"github.com/hookline/hookline/store/postgres"
+	"github.com/hookline/hookline/storetest"
+)
+
+// listenerPID waits until a Notify listener of schema other than old
+// listens, and returns its backend's pid.
+func listenerPID(t *testing.T, db *testDB, old int32) int32 {
+	t.Helper()
+	var pid int32
+	require.Eventually(t, func() bool {
+		err := db.Pool.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+			WHERE application_name = $1 AND query = $2 AND pid <> $3`,
+			postgres.ListenerApplicationName, `LISTEN "hookline:`+db.Schema+`"`, old).Scan(&pid)
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond, "no listener of schema %s", db.Schema)
+	return pid
+}
+
+// drain empties a notification channel.
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
+}
+
+// insertOne inserts a new pending delivery through st.
+func insertOne(t *testing.T, st store.Inserter) {
+	t.Helper()
+	require.NoError(t, st.Insert(context.Background(), storetest.NewDelivery(uuid.New(), time.Now())))
+}
+
+func awaitNotification(t *testing.T, ch <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no notification within 5 s: %s", why)
+	}
+}
+
+func TestNotifyWakesAnotherReplica(t *testing.T) {
+	db := newTestDB(t)
+	listener := db.NewStore(t, nil, nil) // its own pool, as another process
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch := listener.Notify(ctx)
+	listenerPID(t, db, 0)
+
+	start := time.Now()
+	insertOne(t, db.Store)
+	awaitNotification(t, ch, "an Insert through another Store must wake the listener")
+	t.Logf("woken %s after the insert began", time.Since(start))
+
+	tx, err := db.Pool.Begin(context.Background())
+	require.NoError(t, err)
+	insertOne(t, db.Store.Tx(tx))
+	require.NoError(t, tx.Commit(context.Background()))
+	awaitNotification(t, ch, "a committed Tx insert must wake the listener")
+}
+
+// The notification of an insert made in a transaction is sent on commit,
+// and never for a rollback. A raw LISTEN connection sees the exact sequence.
+func TestNotifyOnlyOnCommit(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.DSN)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	channel := pgx.Identifier{"hookline:" + db.Schema}.Sanitize()
+	_, err = conn.Exec(ctx, "LISTEN "+channel)
+	require.NoError(t, err)
+
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	insertOne(t, db.Store.Tx(tx))
+	require.NoError(t, tx.Rollback(ctx))
+	_, err = db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", "hookline:"+db.Schema)
+	require.NoError(t, err)
+
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(wait)
+	require.NoError(t, err)
+	assert.Equal(t, "marker", n.Payload, "a rolled-back insert must send no notification")
+
+	tx, err = db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	insertOne(t, db.Store.Tx(tx))
+	insertOne(t, db.Store.Tx(tx))
+	require.NoError(t, tx.Commit(ctx))
+	n, err = conn.WaitForNotification(wait)
+	require.NoError(t, err)
+	assert.Equal(t, "", n.Payload, "a committed insert must notify")
+}
+
+func TestNotifyResumesAfterTheListenerIsTerminated(t *testing.T) {
+	db := newTestDB(t)
+	listener := db.NewStore(t, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch := listener.Notify(ctx)
+	pid := listenerPID(t, db, 0)
+
+	var ok bool
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT pg_terminate_backend($1)", pid).Scan(&ok))
+	require.True(t, ok)
+	listenerPID(t, db, pid) // reconnected
+
+	// After reconnecting the listener sends one value of its own (it may
+	// have missed notifications); so two rounds, the second of which only
+	// an insert can satisfy.
+	for range 2 {
+		drain(ch)
+		insertOne(t, db.Store)
+		awaitNotification(t, ch, "notifications must resume after the listener's connection was terminated")
+	}
+}
+
+func TestNotifyStopsWithItsContext(t *testing.T) {
+	db := newTestDB(t)
+	// Listeners of earlier tests, whose contexts have ended, are gone too.
+	require.Eventually(t, func() bool { return listenerGoroutines() == 0 }, 5*time.Second, time.Millisecond,
+		"listeners of earlier tests are still running after their contexts ended")
+	ctx, cancel := context.WithCancel(context.Background())
+	db.Store.Notify(ctx)
+	db.Store.Notify(ctx)
+	require.Eventually(t, func() bool { return listenerGoroutines() == 2 }, 5*time.Second, time.Millisecond)
+	listenerPID(t, db, 0)
+
+	cancel()
+	require.Eventually(t, func() bool { return listenerGoroutines() == 0 }, 5*time.Second, time.Millisecond,
+		"the listener goroutines must return when their context ends")
+	var n int
+	require.Eventually(t, func() bool {
+		require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2",
+			postgres.ListenerApplicationName, "%"+db.Schema+"%").Scan(&n))
+		return n == 0
+	}, 5*time.Second, 5*time.Millisecond, "the listeners must close their connections when their context ends")
+}
+
+// listenerGoroutines counts the goroutines running a Notify listener.
+func listenerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Count(string(buf), "store/postgres.(*Store).listen(")
+}

@@ -1,0 +1,104 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/delivery"
+	"github.com/hookline/hookline/store"
+)
+
+// The outbox: the host marks its batch done and enqueues the callback in one
+// transaction. A rollback leaves neither the batch change nor a delivery, and
+// nothing is sent; a commit makes both visible, and the callback is sent.
+func TestOutbox(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	secret := newSecret(t)
+	rc := newReceiver(t, 0, secret)
+	d := newDeliverer(t, db.Store, newSigner(t, secret), nil)
+	_, err := db.Pool.Exec(ctx, "CREATE TABLE "+db.Schema+".batches (id uuid PRIMARY KEY, status text NOT NULL)")
+	require.NoError(t, err)
+
+	// finish is the host's job: mark the batch done and enqueue its
+	// callback, in one transaction that commits or rolls back.
+	finish := func(batch uuid.UUID, commit bool) *store.Delivery {
+		t.Helper()
+		var rec *store.Delivery
+		err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO "+db.Schema+".batches (id, status) VALUES ($1, 'succeeded')", batch); err != nil {
+				return err
+			}
+			var err error
+			rec, err = d.DeliverTx(ctx, db.Store.Tx(tx), rc.URL, callback(batch))
+			require.NoError(t, err)
+			if !commit {
+				return errRollback
+			}
+			return nil
+		})
+		if commit {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, errRollback)
+		}
+		return rec
+	}
+
+	lost := finish(uuid.New(), false)
+	_, err = db.Store.Get(ctx, lost.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "a rolled-back transaction must leave no delivery")
+	hist, err := db.Store.History(ctx, lost.BatchID)
+	require.NoError(t, err)
+	assert.Empty(t, hist, "a rolled-back transaction must leave no delivery")
+	var n int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".batches").Scan(&n))
+	assert.Zero(t, n, "nor the host's own change")
+
+	kept := finish(uuid.New(), true)
+	got := waitTerminal(t, db.Store, []uuid.UUID{kept.ID}, 10*time.Second)[0]
+	assert.Equal(t, store.StatusSucceeded, got.Status, "a committed delivery must be delivered")
+	receipts, _, total := rc.counts()
+	assert.Equal(t, map[string]int{kept.ID.String(): 1}, receipts, "only the committed callback may reach the receiver")
+	assert.Equal(t, 1, total)
+}
+
+// A conflict inside the host's transaction (the batch already has a pending
+// delivery) returns ErrConflict and leaves the transaction usable.
+func TestOutboxConflictKeepsTheTransactionUsable(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	secret := newSecret(t)
+	rc := newReceiver(t, 0, secret)
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, secret), Store: db.Store, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+
+	batch := uuid.New()
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	first, err := d.DeliverTx(ctx, db.Store.Tx(tx), rc.URL, callback(batch))
+	require.NoError(t, err)
+	second := callback(batch)
+	second.DurationMS++
+	_, err = d.DeliverTx(ctx, db.Store.Tx(tx), rc.URL, second)
+	require.ErrorIs(t, err, store.ErrConflict, "a second automatic delivery of the batch must conflict")
+	var one int
+	require.NoError(t, tx.QueryRow(ctx, "SELECT 1").Scan(&one), "the transaction must still be usable after a conflict")
+	require.NoError(t, tx.Commit(ctx))
+	got, err := db.Store.Get(ctx, first.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusPending, got.Status)
+}
+
+var errRollback = rollbackError{}
+
+type rollbackError struct{}
+
+func (rollbackError) Error() string { return "roll back" }

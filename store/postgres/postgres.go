@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookline/hookline/store"
+)
+
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
+)
+
+// DefaultSchema is the schema that holds hookline's tables when
+// Options.Schema is empty.
+const DefaultSchema = "hookline"
+
+// Options configures a Store. The zero value of every field means its
+// documented default.
+type Options struct {
+	// Schema is the PostgreSQL schema that holds hookline's tables
+	// (deliveries, attempts, schema_migrations); Migrate creates it. It must
+	// be a plain identifier: a letter or underscore, then letters, digits or
+	// underscores, at most 63 bytes. Case is kept (the name is always
+	// quoted). Default DefaultSchema ("hookline").
+	Schema string
+
+	// Logger receives the listener's connection failures (see Notify).
+	// Default: discard.
+	Logger *slog.Logger
+
+	// DisableGroupCommit writes every Insert and Record in a transaction of
+	// its own. By default concurrent calls share transactions (group
+	// commit): Insert calls (not those of Tx) that arrive while earlier ones
+	// are being written are written together in one statement, and so are
+	// Record calls, each call still checked, fenced and answered on its
+	// own. One durable commit then serves many deliveries, which is what
+	// lets the Store keep up with many workers; a lone call is written at
+	// once, with no added wait. Default false (group commit on).
+	DisableGroupCommit bool
+}
+
+// Store is the PostgreSQL Store: deliveries and attempts in two tables of one
+// schema, shared by every process that uses the same database and schema.
+// Make one with New and create its tables with Migrate.
+//
+// All methods are safe for concurrent use, also by many processes at once:
+// Claim hands each due delivery to one caller (FOR UPDATE SKIP LOCKED),
+// Record and Release are fenced by the lease token, and the partial unique
+// indexes make Insert's conflict rules atomic. A Store holds no connection of
+// its own except the listener of each Notify.
+type Store struct {
+	pool    *pgxpool.Pool
+	schema  string // as given
+	q       string // quoted, for SQL text
+	channel string // LISTEN/NOTIFY channel
+	log     *slog.Logger
+	sql     statements
+
+	inserts *grouper[*store.Delivery] // nil with DisableGroupCommit
+	records *grouper[recordCall]      // nil with DisableGroupCommit
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// New returns a Store that keeps its tables in opts.Schema of the database
+// that pool connects to. It checks the options but does not touch the
+// database: call Migrate before first use. An invalid schema name is an
+// error that names the field.
+func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
+	if pool == nil {
+		return nil, errors.New("postgres: New: pool is nil; open one with pgxpool.New")
+	}
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if len(opts.Schema) > 63 || !identRE.MatchString(opts.Schema) {
+		return nil, fmt.Errorf("postgres: Options.Schema %q is not a plain identifier: use a letter or underscore, then letters, digits or underscores, at most 63 bytes", opts.Schema)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		pool:    pool,
+		schema:  opts.Schema,
+		q:       pgx.Identifier{opts.Schema}.Sanitize(),
+		channel: channelName(opts.Schema),
+		log:     opts.Logger,
+	}
+	s.sql = newStatements(s.q)
+	if !opts.DisableGroupCommit {
+		s.inserts = newGrouper(s.writeInserts)
+		s.records = newGrouper(s.writeRecords)
+	}
+	return s, nil
+}
+
+// Schema returns the schema that holds the Store's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// channelName is the LISTEN/NOTIFY channel of a schema: "hookline:<schema>",
+// or a hash of the schema when that is longer than PostgreSQL's 63-byte
+// limit on names.
+func channelName(schema string) string {
+	c := "hookline:" + schema
+	if len(c) <= 63 {
+		return c
+	}
+	sum := sha256.Sum256([]byte(schema))
+	return "hookline:" + hex.EncodeToString(sum[:16])
+}
+
+// querier is what the Store runs statements on: the pool, or a caller's
+// transaction (Tx).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// dbText makes s storable in a text column: PostgreSQL refuses NUL bytes
+// and invalid UTF-8, which a response body or error message may hold; both
+// become U+FFFD.
+func dbText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
