@@ -35,36 +35,57 @@ const UserAgent = "hookline/" + Version + " (+https://github.com/hookline/hookli
 var storeRetries = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond, 2 * time.Second}
 
 // work makes one attempt of a claimed delivery and records it, then any
-// newer claim of the same delivery that arrived meanwhile (see claimed).
+// newer claim of the same delivery that arrived meanwhile (see claimed). A
+// delivery whose host already has MaxPerHost attempts in flight waits in the
+// host's queue instead, without a worker; the worker that frees a slot of the
+// host takes it next.
 func (d *Deliverer) work(rec *store.Delivery) {
 	defer func() {
 		d.busy.Add(-1)
 		d.poke()
 	}()
-	for rec != nil {
-		d.workOne(rec)
-		rec = d.finished(rec.ID)
+	host := hostKey(rec.CallbackURL)
+	switch d.admit(host, rec) {
+	case queued:
+		return
+	case full:
+		// The host's queue is full too: give the delivery back for a
+		// while. The attempt is not counted; only its time moves.
+		next := d.cfg.Clock.Now().Add(d.cfg.PollInterval)
+		for r := rec; r != nil; r = d.finished(r.ID) {
+			d.release(r, next)
+		}
+		d.expectDue(next)
+		return
 	}
+	for rec != nil { // holding one of the host's slots
+		if d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt) {
+			// Waited in the queue until the lease could run out
+			// mid-attempt: let any worker take it again at once.
+			for r := rec; r != nil; r = d.finished(r.ID) {
+				d.release(r, d.cfg.Clock.Now())
+			}
+		} else {
+			for r := rec; r != nil; r = d.finished(r.ID) {
+				d.workOne(r)
+			}
+		}
+		rec = d.nextForHost(host)
+	}
+}
+
+// release gives a leased delivery back, due at next, without an attempt.
+func (d *Deliverer) release(rec *store.Delivery, next time.Time) {
+	ctx := context.WithoutCancel(d.runCtx)
+	d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) })
 }
 
 func (d *Deliverer) workOne(rec *store.Delivery) {
 	// Store calls outlive an abort: the lease must be recorded or released.
 	ctx := context.WithoutCancel(d.runCtx)
-	host := hostKey(rec.CallbackURL)
-	if !d.acquireHost(host) {
-		// The host already has MaxPerHost attempts in flight: give the
-		// delivery back for a little while rather than tie up a worker.
-		next := d.cfg.Clock.Now().Add(d.cfg.PollInterval)
-		if d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) }) == nil {
-			d.expectDue(next)
-		}
-		return
-	}
 	res, aborted := d.attempt(rec)
-	d.releaseHost(host)
 	if aborted {
-		next := d.cfg.Clock.Now()
-		d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) })
+		d.release(rec, d.cfg.Clock.Now())
 		return
 	}
 	if d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) }) != nil {

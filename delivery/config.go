@@ -134,9 +134,12 @@ type Config struct {
 	ResponseReadLimit int
 
 	// MaxPerHost is how many attempts to one destination host (host and
-	// port of the URL) run at once; further due deliveries to it wait a
-	// PollInterval, so one endpoint that hangs until every timeout cannot
-	// occupy every worker. Default Workers/2 (at least 1); at most Workers.
+	// port of the URL) run at once, so one endpoint that hangs until every
+	// timeout cannot occupy every worker. Up to MaxPerHost more deliveries
+	// to the host wait in a queue without holding a worker (the next free
+	// slot of the host takes them at once); beyond that they go back to the
+	// Store for a PollInterval. Default Workers/2 (at least 1); at most
+	// Workers.
 	MaxPerHost int
 
 	// MaxPayloadBytes is the largest frozen payload Deliver accepts.

@@ -50,7 +50,7 @@ type Deliverer struct {
 
 	flightMu sync.Mutex
 	flights  map[uuid.UUID]*store.Delivery // in work; value: a newer claim of it, or nil
-	hosts    map[string]int                // attempts in flight per destination host
+	hosts    map[string]*hostState         // per destination host: slots taken, deliveries waiting
 }
 
 // claimed hands a claimed delivery to a worker, unless a worker of this
@@ -94,23 +94,59 @@ func (d *Deliverer) finished(id uuid.UUID) *store.Delivery {
 	return nil
 }
 
-// acquireHost takes one of the host's MaxPerHost attempt slots.
-func (d *Deliverer) acquireHost(host string) bool {
-	d.flightMu.Lock()
-	defer d.flightMu.Unlock()
-	if d.hosts[host] >= d.cfg.MaxPerHost {
-		return false
-	}
-	d.hosts[host]++
-	return true
+// hostState is one destination host's share of the workers.
+type hostState struct {
+	active  int               // attempts in flight (slots taken)
+	waiting []*store.Delivery // claimed, waiting for a slot, oldest first
 }
 
-func (d *Deliverer) releaseHost(host string) {
+// admission is what admit decided for a claimed delivery.
+type admission int
+
+const (
+	run    admission = iota // a slot of the host is the caller's
+	queued                  // waiting in the host's queue
+	full                    // slots and queue full
+)
+
+// admit takes one of the host's MaxPerHost slots for rec, or queues rec
+// behind the host's attempts (at most MaxPerHost waiting).
+func (d *Deliverer) admit(host string, rec *store.Delivery) admission {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
-	if d.hosts[host]--; d.hosts[host] <= 0 {
+	h := d.hosts[host]
+	if h == nil {
+		h = &hostState{}
+		d.hosts[host] = h
+	}
+	switch {
+	case h.active < d.cfg.MaxPerHost:
+		h.active++
+		return run
+	case len(h.waiting) < d.cfg.MaxPerHost:
+		h.waiting = append(h.waiting, rec)
+		return queued
+	default:
+		return full
+	}
+}
+
+// nextForHost hands the caller the host's next waiting delivery, keeping
+// the caller's slot, or frees the slot when none waits.
+func (d *Deliverer) nextForHost(host string) *store.Delivery {
+	d.flightMu.Lock()
+	defer d.flightMu.Unlock()
+	h := d.hosts[host]
+	if len(h.waiting) > 0 {
+		rec := h.waiting[0]
+		h.waiting[0] = nil
+		h.waiting = h.waiting[1:]
+		return rec
+	}
+	if h.active--; h.active == 0 {
 		delete(d.hosts, host)
 	}
+	return nil
 }
 
 // hostKey names a callback URL's destination for the per-host limit: the
@@ -181,7 +217,7 @@ func New(cfg Config) (*Deliverer, error) {
 		stopCh:  make(chan struct{}),
 		done:    make(chan struct{}),
 		flights: make(map[uuid.UUID]*store.Delivery),
-		hosts:   make(map[string]int),
+		hosts:   make(map[string]*hostState),
 	}
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or

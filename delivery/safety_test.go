@@ -157,7 +157,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		c.Signer = newSigner(t, secret)
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.MaxAttempts = 2
-		c.Store = &failingStore{Store: c.Store, failRecord: 1}
+		c.Store = &failRecord{Store: c.Store, n: 1}
 	})
 	rec := h.deliver(h.srv.URL)
 	got := h.driveToEnd(rec.ID)

@@ -1,0 +1,410 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/delivery"
+	"github.com/hookline/hookline/internal/testenv"
+	"github.com/hookline/hookline/store"
+)
+
+var errInjected = errors.New("injected store failure")
+
+// chaosStore fails calls at random while on: before the call (nothing
+// happens), or after it (the call took effect but the caller hears it
+// failed, as with a timeout on the way back), as an error or as a timeout.
+type chaosStore struct {
+	store.Store
+	on       atomic.Bool
+	p        float64
+	mu       sync.Mutex
+	rng      *rand.Rand
+	injected atomic.Int64
+}
+
+// failRecord fails the first n Record calls before they reach the store.
+type failRecord struct {
+	store.Store
+	n     int32
+	calls atomic.Int32
+}
+
+func (s *failRecord) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
+	if s.calls.Add(1) <= s.n {
+		return errInjected
+	}
+	return s.Store.Record(ctx, token, r)
+}
+
+// roll decides the fate of one call: fail before it, fail after it, and
+// whether the failure looks like a timeout.
+func (s *chaosStore) roll() (before, after bool, err error) {
+	if !s.on.Load() {
+		return false, false, nil
+	}
+	s.mu.Lock()
+	x, y := s.rng.Float64(), s.rng.Float64()
+	s.mu.Unlock()
+	if x >= s.p {
+		return false, false, nil
+	}
+	s.injected.Add(1)
+	err = errInjected
+	if y < 0.3 {
+		time.Sleep(5 * time.Millisecond)
+		err = fmt.Errorf("store call: %w", context.DeadlineExceeded)
+	}
+	return x < s.p/2, x >= s.p/2, err
+}
+
+func chaos[T any](s *chaosStore, call func() (T, error)) (T, error) {
+	before, after, err := s.roll()
+	var zero T
+	if before {
+		return zero, err
+	}
+	v, cerr := call()
+	if after && cerr == nil {
+		return zero, err
+	}
+	return v, cerr
+}
+
+func (s *chaosStore) Insert(ctx context.Context, d *store.Delivery) error {
+	_, err := chaos(s, func() (struct{}, error) { return struct{}{}, s.Store.Insert(ctx, d) })
+	return err
+}
+
+func (s *chaosStore) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	return chaos(s, func() ([]*store.Delivery, error) { return s.Store.Claim(ctx, now, limit, lease) })
+}
+
+func (s *chaosStore) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
+	_, err := chaos(s, func() (struct{}, error) { return struct{}{}, s.Store.Record(ctx, token, r) })
+	return err
+}
+
+func (s *chaosStore) Release(ctx context.Context, id, token uuid.UUID, next time.Time) error {
+	_, err := chaos(s, func() (struct{}, error) { return struct{}{}, s.Store.Release(ctx, id, token, next) })
+	return err
+}
+
+func (s *chaosStore) History(ctx context.Context, batchID uuid.UUID) ([]*store.Delivery, error) {
+	return chaos(s, func() ([]*store.Delivery, error) { return s.Store.History(ctx, batchID) })
+}
+
+// sinkReceiver answers 200, or 500 for a seeded 30% of requests, and keeps
+// the request id (the attempt id) of every request.
+type sinkReceiver struct {
+	mu      sync.Mutex
+	seed    uint64
+	perID   map[string]int
+	attempt map[string]bool // Hookline-Request-Id values seen
+}
+
+func (s *sinkReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	id := r.Header.Get("Webhook-Id")
+	s.perID[id]++
+	n := s.perID[id]
+	s.attempt[r.Header.Get("Runflow-Request-Id")] = true
+	s.mu.Unlock()
+	if rand.New(rand.NewPCG(s.seed, uint64(n)+uint64(len(id))*uint64(id[len(id)-1]))).Float64() < 0.3 {
+		w.WriteHeader(500)
+	}
+}
+
+// driveQuiet advances the manual clock whenever the store has been still for
+// a moment, to the earliest next attempt (a lease left behind by a failed
+// call counts: it is due again at its expiry), until all are terminal.
+func driveQuiet(t *testing.T, clock *delivery.ManualClock, st store.Store, batches []uuid.UUID, limit time.Duration) map[uuid.UUID]*store.Delivery {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(limit)
+	var lastSig string
+	quietSince := time.Now()
+	for {
+		require.True(t, time.Now().Before(deadline), "deliveries still pending after %s", limit)
+		final := map[uuid.UUID]*store.Delivery{}
+		var next time.Time
+		sig := ""
+		for _, b := range batches {
+			h, err := st.History(ctx, b)
+			require.NoError(t, err)
+			for _, rec := range h {
+				final[rec.ID] = rec
+				sig += fmt.Sprint(rec.AttemptCount, rec.LeaseToken, rec.Status)
+				if !rec.Status.Terminal() && (next.IsZero() || rec.NextAttemptAt.Before(next)) {
+					next = rec.NextAttemptAt
+				}
+			}
+		}
+		if next.IsZero() {
+			return final
+		}
+		if sig != lastSig {
+			lastSig, quietSince = sig, time.Now()
+		}
+		if time.Since(quietSince) < 30*time.Millisecond {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if next.After(clock.Now()) {
+			clock.Set(next)
+		} else {
+			clock.Advance(delivery.DefaultPollInterval)
+		}
+		quietSince = time.Now()
+	}
+}
+
+// TestStoreFaults: with a Store that fails one call in ten (errors and
+// timeouts, before and after taking effect), the Deliverer keeps going,
+// reports the errors, loses no delivery, records no attempt twice, and once
+// the faults stop every delivery ends.
+func TestStoreFaults(t *testing.T) {
+	n := 300
+	seed := testenv.Seed(t)
+	clock := delivery.NewManualClock(t0)
+	rcv := &sinkReceiver{seed: seed, perID: map[string]int{}, attempt: map[string]bool{}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	cs := &chaosStore{Store: store.NewMemory(), p: 0.1, rng: rand.New(rand.NewPCG(seed, 1))}
+	cs.on.Store(true)
+	var reported atomic.Int64
+	secret := newSecret(t)
+	d, err := delivery.New(delivery.Config{
+		Signer:               newSigner(t, secret),
+		Store:                cs,
+		Clock:                clock,
+		Workers:              16,
+		MaxPerHost:           16,
+		MaxAttempts:          len(faultSchedule) + 1,
+		RetryPolicy:          func() backoff.BackOff { return &delivery.Schedule{Delays: faultSchedule} },
+		AllowPrivateNetworks: true,
+		Observer:             delivery.Observer{Error: func(op string, err error) { reported.Add(1) }},
+	})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	defer d.Stop(context.Background())
+
+	var batches []uuid.UUID
+	for range n {
+		b := uuid.New()
+		batches = append(batches, b)
+		var err error
+		for try := 0; try < 50; try++ { // a host retries its own failed call
+			if _, err = d.Deliver(context.Background(), srv.URL, callback(b)); err == nil {
+				break
+			}
+		}
+		require.NoError(t, err, "Deliver kept failing")
+	}
+	// Faults on for a while of schedule, then off.
+	for range 5 {
+		clock.Advance(faultSchedule[0])
+		time.Sleep(100 * time.Millisecond)
+	}
+	cs.on.Store(false)
+	final := driveQuiet(t, clock, cs.Store, batches, 60*time.Second)
+
+	assert.Positive(t, cs.injected.Load())
+	assert.Positive(t, reported.Load(), "store errors must reach the Observer")
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	perBatch := map[uuid.UUID]int{}
+	for _, rec := range final {
+		perBatch[rec.BatchID]++
+		require.True(t, rec.Status.Terminal(), "delivery %s is %s (seed %d)", rec.ID, rec.Status, seed)
+		require.Equal(t, rec.AttemptCount, len(rec.Attempts))
+		seen := map[uuid.UUID]bool{}
+		for i, a := range rec.Attempts {
+			assert.Equal(t, i+1, a.AttemptNumber, "delivery %s: attempts numbered without gaps or repeats", rec.ID)
+			assert.False(t, seen[a.ID], "delivery %s: attempt %s recorded twice", rec.ID, a.ID)
+			seen[a.ID] = true
+			assert.True(t, rcv.attempt[a.ID.String()], "delivery %s: attempt %d recorded but never sent", rec.ID, a.AttemptNumber)
+		}
+		assert.GreaterOrEqual(t, rcv.perID[rec.ID.String()], rec.AttemptCount, "delivery %s: more attempts recorded than sent", rec.ID)
+	}
+	for _, b := range batches {
+		assert.Equal(t, 1, perBatch[b], "batch %s must have exactly one delivery (seed %d)", b, seed)
+	}
+	t.Logf("injected %d store faults, %d reported", cs.injected.Load(), reported.Load())
+}
+
+// TestStopUnderLoad: Stop during 500 attempts in flight returns by its
+// deadline, leaving every delivery pending and released; a new Deliverer on
+// the same store finishes them all.
+func TestStopUnderLoad(t *testing.T) {
+	const n = 500
+	var inFlight atomic.Int32
+	healthy := atomic.Bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body: only then does net/http watch the connection and
+		// cancel r.Context() when the sender hangs up.
+		io.Copy(io.Discard, r.Body)
+		if healthy.Load() {
+			return
+		}
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	clock := delivery.NewManualClock(t0)
+	st := store.NewMemory()
+	secret := newSecret(t)
+	newD := func() *delivery.Deliverer {
+		d, err := delivery.New(delivery.Config{Signer: newSigner(t, secret), Store: st, Clock: clock, Workers: n, MaxPerHost: n,
+			AttemptTimeout: time.Minute, Lease: 5 * time.Minute, AllowPrivateNetworks: true})
+		require.NoError(t, err)
+		require.NoError(t, d.Start(context.Background()))
+		return d
+	}
+	baseline := runtime.NumGoroutine()
+	d := newD()
+	var ids []uuid.UUID
+	for range n {
+		rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+		require.NoError(t, err)
+		ids = append(ids, rec.ID)
+	}
+	require.Eventually(t, func() bool { return inFlight.Load() == n }, 30*time.Second, 5*time.Millisecond, "in flight: %d", inFlight.Load())
+
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	err := d.Stop(ctx)
+	took := time.Since(start)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, took, deadline+2*time.Second, "Stop took %s with a %s deadline", took, deadline)
+	for _, id := range ids {
+		rec, err := st.Get(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, store.StatusPending, rec.Status)
+		require.Zero(t, rec.AttemptCount, "an aborted attempt is released, not recorded")
+		require.Equal(t, uuid.Nil, rec.LeaseToken, "Stop must leave no lease behind")
+	}
+	srv.CloseClientConnections()
+
+	healthy.Store(true)
+	d2 := newD()
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			rec, err := st.Get(context.Background(), id)
+			return err == nil && rec.Status == store.StatusSucceeded
+		}, 30*time.Second, time.Millisecond)
+	}
+	require.NoError(t, d2.Stop(context.Background()))
+	srv.CloseClientConnections()
+	checkNoLeaks(t, baseline)
+}
+
+// TestClockJumpsForwardMidAttempt: the wall clock jumps an hour ahead while
+// attempts are in flight, so their leases look expired and the dispatcher
+// claims the deliveries again. The worker still on each one records its
+// attempt under the new lease; nothing is sent twice.
+func TestClockJumpsForwardMidAttempt(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := map[string]int{}
+	var inFlight atomic.Int32
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		<-release
+	}, func(c *delivery.Config) {
+		// Free workers: the dispatcher will claim the deliveries again.
+		c.Workers, c.MaxPerHost, c.AttemptTimeout = 16, 16, time.Minute
+	})
+	var ids []uuid.UUID
+	for range 8 {
+		ids = append(ids, h.deliver(h.srv.URL).ID)
+	}
+	require.Eventually(t, func() bool { return inFlight.Load() == 8 }, 5*time.Second, time.Millisecond)
+
+	h.clock.Advance(time.Hour)
+	// The dispatcher takes every delivery again under a new lease.
+	require.Eventually(t, func() bool {
+		for _, id := range ids {
+			rec, err := h.st.Get(context.Background(), id)
+			require.NoError(t, err)
+			if !rec.LeaseExpiresAt.After(t0.Add(time.Hour)) {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, time.Millisecond)
+	close(release)
+	for _, id := range ids {
+		rec := h.waitTerminal(id)
+		assert.Equal(t, store.StatusSucceeded, rec.Status)
+		assert.Equal(t, 1, rec.AttemptCount)
+	}
+	settle()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		assert.Equal(t, 1, got[id.String()], "delivery %s was sent %d times", id, got[id.String()])
+	}
+}
+
+// TestClockJumpsBackward: the wall clock falls back an hour between attempts.
+// Retries keep their absolute times: none comes early, each comes once.
+func TestClockJumpsBackward(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.Header.Get("Webhook-Id")
+		if got[id]++; got[id] == 1 {
+			w.WriteHeader(503)
+		}
+	}, nil)
+	var ids []uuid.UUID
+	for range 20 {
+		ids = append(ids, h.deliver(h.srv.URL).ID)
+	}
+	for _, id := range ids {
+		h.waitAttempts(id, 1)
+	}
+	h.clock.Set(t0.Add(-time.Hour))
+	settle()
+	for _, id := range ids {
+		rec, err := h.st.Get(context.Background(), id)
+		require.NoError(t, err)
+		assert.Equal(t, 1, rec.AttemptCount, "no retry before its time")
+	}
+	h.clock.Set(t0.Add(delivery.DefaultSchedule[0]))
+	for _, id := range ids {
+		rec := h.waitTerminal(id)
+		assert.Equal(t, store.StatusSucceeded, rec.Status)
+		assert.Equal(t, 2, rec.AttemptCount)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		assert.Equal(t, 2, got[id.String()], "delivery %s: sends", id)
+	}
+}
