@@ -58,8 +58,8 @@ func (d *Deliverer) work(rec *store.Delivery) {
 		d.expectDue(next)
 		return
 	}
-	for rec != nil { // holding one of the host's slots
-		if d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt) {
+	for waited := false; rec != nil; waited = true { // holding one of the host's slots
+		if waited && d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt) {
 			// Waited in the queue until the lease could run out
 			// mid-attempt: let any worker take it again at once.
 			for r := rec; r != nil; r = d.finished(r.ID) {
