@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/internal/testenv"
+	"github.com/hookline/hookline/signing"
+	"github.com/hookline/hookline/store"
+	"github.com/hookline/hookline/store/postgres"
+)
+
+// freshSchema returns the test database's URL and a new schema name, dropped
+// when the test ends. It skips without HOOKLINE_TEST_DATABASE_URL (fails in
+// CI).
+func freshSchema(t *testing.T) (dsn, schema string) {
+	t.Helper()
+	dsn = os.Getenv("HOOKLINE_TEST_DATABASE_URL")
+	if dsn == "" {
+		testenv.SkipOrFail(t, "HOOKLINE_TEST_DATABASE_URL is not set; set it to a Postgres URL to run the store commands")
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema = "hookline_cli_" + hex.EncodeToString(b)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		assert.NoError(t, err)
+		pool.Close()
+	})
+	_, err = pool.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	return dsn, schema
+}
+
+func TestPostgresCommands(t *testing.T) {
+	t.Parallel()
+	dsn, schema := freshSchema(t)
+	dbEnv := []string{"HOOKLINE_DATABASE_URL=" + dsn}
+	secret := signing.GenerateSecret()
+	srv, verified := verifyingReceiver(t, secret)
+	batch := uuid.NewString()
+
+	// Before migrate: a clear runtime failure.
+	r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "run 'hookline migrate --schema "+schema+"' first")
+
+	r = hookline(t, dbEnv, "migrate", "--schema", schema)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Contains(t, r.stdout, "migrated from version 0 to")
+	r = hookline(t, nil, "migrate", "--dsn", dsn, "--schema", schema, "--json")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	var mig struct {
+		Schema  string `json:"schema"`
+		Version int    `json:"version"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &mig))
+	assert.Equal(t, schema, mig.Schema)
+	assert.Equal(t, postgres.SchemaVersion(), mig.Version)
+
+	r = hookline(t, dbEnv, "history", batch, "--schema", schema, "--json")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.JSONEq(t, "[]", r.stdout)
+	r = hookline(t, dbEnv, "redeliver", batch, "--schema", schema)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "has no delivery")
+
+	r = hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema, "--batch-id", batch, "--json")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+
+	// Another batch's delivery, due in the same queue: the host's business,
+	// not redeliver --wait's.
+	var otherCalls atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherCalls.Add(1) }))
+	defer other.Close()
+	pool, err := pgxpool.New(context.Background(), dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	pg, err := postgres.New(pool, postgres.Options{Schema: schema})
+	require.NoError(t, err)
+	now := time.Now()
+	otherRec := &store.Delivery{ID: uuid.Must(uuid.NewV7()), BatchID: uuid.New(), CallbackURL: other.URL, Payload: []byte(`{}`),
+		IsAutomatic: true, Status: store.StatusPending, MaxAttempts: 1, NextAttemptAt: now.Add(-time.Minute), CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, pg.Insert(context.Background(), otherRec))
+
+	r = hookline(t, append(dbEnv, "HOOKLINE_SECRET="+secret), "redeliver", "--schema", schema, batch, "--wait", "--allow-private", "--json")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	var redelivered map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &redelivered), "stdout: %s", r.stdout)
+	assert.Equal(t, "succeeded", redelivered["status_code"])
+	assert.Equal(t, false, redelivered["is_automatic"])
+	assert.Equal(t, int32(2), verified.Load())
+	assert.Equal(t, int32(0), otherCalls.Load(), "redeliver --wait sends its own delivery only")
+	got, err := pg.Get(context.Background(), otherRec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusPending, got.Status)
+	assert.Equal(t, 0, got.AttemptCount)
+
+	r = hookline(t, dbEnv, "history", "--schema", schema, "--json", batch)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	var recs []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &recs), "stdout: %s", r.stdout)
+	require.Len(t, recs, 2)
+	assert.Equal(t, redelivered["id"], recs[0]["id"], "newest first")
+	for _, rec := range recs {
+		assert.Equal(t, "succeeded", rec["status_code"])
+		assert.Equal(t, batch, rec["batch_id"])
+		assert.Len(t, rec["attempts"], 1)
+	}
+	assert.Equal(t, true, recs[1]["is_automatic"])
+	assert.Equal(t, recs[0]["payload_bytes"], recs[1]["payload_bytes"], "the exact bytes again")
+
+	// Without --wait it only enqueues; a second one conflicts while pending.
+	r = hookline(t, dbEnv, "redeliver", batch, "--schema", schema)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Regexp(t, `(?m)^status\s+PENDING$`, r.stdout)
+	assert.Contains(t, r.stderr, "the host's Deliverer sends it")
+	r = hookline(t, dbEnv, "redeliver", batch, "--schema", schema)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "still pending")
+
+	r = hookline(t, dbEnv, "history", batch, "--schema", schema)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 4)
+	assert.Regexp(t, `^ID\s+AUTOMATIC\s+STATUS\s+ATTEMPTS\s+REASON\s+CREATED$`, lines[0])
+	assert.Regexp(t, `\sfalse\s+pending\s+0/8\s+-\s`, lines[1])
+	assert.Regexp(t, `\strue\s+succeeded\s+1/1\s+-\s`, lines[3])
+	assert.Equal(t, int32(2), verified.Load(), "nothing sent without --wait")
+}
+
+func TestPostgresUnreachable(t *testing.T) {
+	t.Parallel()
+	r := hookline(t, nil, "history", uuid.NewString(), "--dsn", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "hookline history: connect to the database")
+}
