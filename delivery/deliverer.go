@@ -470,7 +470,11 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 				}
 			}
 		}
-		t := d.cfg.Clock.NewTimer(d.sleepFor(now))
+		// Sleep until an absolute time: the clock may have moved since now
+		// was read (a ManualClock set by a test, a wall clock jump), and a
+		// retry due by then must not wait for a further interval.
+		wake := now.Add(d.sleepFor(now))
+		t := d.cfg.Clock.NewTimer(wake.Sub(d.cfg.Clock.Now()))
 		select {
 		case <-d.wake:
 		case <-notified: // nil (never ready) unless the Store notifies
