@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,12 +150,21 @@ func (d *Deliverer) nextForHost(host string) *store.Delivery {
 
 // hostKey names a callback URL's destination for the per-host limit: the
 // host and port as written, lower-cased.
+//
+// It runs once per attempt, so it slices the string rather than parse it:
+// callback URLs passed ValidateURL (absolute http or https, no whitespace).
 func hostKey(callbackURL string) string {
-	u, err := url.Parse(callbackURL)
-	if err != nil {
-		return callbackURL
+	_, rest, ok := strings.Cut(callbackURL, "://")
+	if !ok {
+		return strings.ToLower(callbackURL)
 	}
-	return strings.ToLower(u.Host)
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:] // userinfo is not part of the host
+	}
+	return strings.ToLower(rest)
 }
 
 // maxDueHints bounds the retry times a Deliverer remembers to wake for;
