@@ -51,6 +51,32 @@ func BenchmarkFreeze1KiB(b *testing.B) {
 	}
 }
 
+// BenchmarkFreezeOutputItems1KiB freezes the same content given the Go way:
+// an Output envelope whose items are raw JSON.
+func BenchmarkFreezeOutputItems1KiB(b *testing.B) {
+	c := benchCallback()
+	var o struct {
+		Items     []json.RawMessage `json:"items"`
+		Succeeded int               `json:"succeeded"`
+		Total     int               `json:"total"`
+	}
+	if err := json.Unmarshal(c.Output.(json.RawMessage), &o); err != nil {
+		b.Fatal(err)
+	}
+	c.Output = payload.Output{Items: o.Items, Succeeded: o.Succeeded, Total: o.Total}
+	out, err := payload.Freeze(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := payload.Freeze(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkJSONMarshal1KiB marshals the same content with encoding/json, for
 // comparison (it neither preserves the wire format nor validates).
 func BenchmarkJSONMarshal1KiB(b *testing.B) {

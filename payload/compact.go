@@ -27,29 +27,45 @@ func appendCompact(dst, src []byte) ([]byte, error) {
 	if c.pos != len(src) {
 		return dst, c.fail("data after the JSON value")
 	}
-	return c.out, nil
+	return append(c.out, src[c.mark:]...), nil
 }
 
+// compactor validates src while copying it to out. Compacting only drops
+// whitespace between tokens, so it copies src in spans: out holds src up to
+// mark, less the whitespace skipped so far, and each run of whitespace ends
+// one span. Already compact input is copied in one piece at the end.
 type compactor struct {
-	src []byte
-	pos int
-	out []byte
+	src  []byte
+	pos  int
+	mark int // start of the span of src not yet copied to out
+	out  []byte
 }
 
 func (c *compactor) fail(what string) error {
 	return fmt.Errorf("%w: %w at offset %d: %s", ErrInvalidJSON, errSyntax, c.pos, what)
 }
 
+// skipSpace steps over whitespace, ending the current span before it. Its
+// test for none is small enough to be inlined.
 func (c *compactor) skipSpace() {
-	for c.pos < len(c.src) {
-		switch c.src[c.pos] {
-		case ' ', '\t', '\n', '\r':
-			c.pos++
-		default:
-			return
-		}
+	if c.pos < len(c.src) && c.src[c.pos] <= ' ' {
+		c.skipSpaceSlow()
 	}
 }
+
+//go:noinline (kept out of skipSpace, which must stay small)
+func (c *compactor) skipSpaceSlow() {
+	if !isSpace(c.src[c.pos]) {
+		return
+	}
+	c.out = append(c.out, c.src[c.mark:c.pos]...)
+	for c.pos < len(c.src) && isSpace(c.src[c.pos]) {
+		c.pos++
+	}
+	c.mark = c.pos
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 func (c *compactor) value(depth int) error {
 	if c.pos >= len(c.src) {
@@ -79,7 +95,6 @@ func (c *compactor) literal(lit string) error {
 	if len(c.src)-c.pos < len(lit) || string(c.src[c.pos:c.pos+len(lit)]) != lit {
 		return c.fail("invalid literal")
 	}
-	c.out = append(c.out, lit...)
 	c.pos += len(lit)
 	return nil
 }
@@ -88,11 +103,9 @@ func (c *compactor) object(depth int) error {
 	if depth > maxDepth {
 		return c.fail("nested too deeply")
 	}
-	c.out = append(c.out, '{')
 	c.pos++
 	c.skipSpace()
 	if c.pos < len(c.src) && c.src[c.pos] == '}' {
-		c.out = append(c.out, '}')
 		c.pos++
 		return nil
 	}
@@ -107,7 +120,6 @@ func (c *compactor) object(depth int) error {
 		if c.pos >= len(c.src) || c.src[c.pos] != ':' {
 			return c.fail("expected ':'")
 		}
-		c.out = append(c.out, ':')
 		c.pos++
 		c.skipSpace()
 		if err := c.value(depth); err != nil {
@@ -119,11 +131,9 @@ func (c *compactor) object(depth int) error {
 		}
 		switch c.src[c.pos] {
 		case ',':
-			c.out = append(c.out, ',')
 			c.pos++
 			c.skipSpace()
 		case '}':
-			c.out = append(c.out, '}')
 			c.pos++
 			return nil
 		default:
@@ -136,11 +146,9 @@ func (c *compactor) array(depth int) error {
 	if depth > maxDepth {
 		return c.fail("nested too deeply")
 	}
-	c.out = append(c.out, '[')
 	c.pos++
 	c.skipSpace()
 	if c.pos < len(c.src) && c.src[c.pos] == ']' {
-		c.out = append(c.out, ']')
 		c.pos++
 		return nil
 	}
@@ -154,11 +162,9 @@ func (c *compactor) array(depth int) error {
 		}
 		switch c.src[c.pos] {
 		case ',':
-			c.out = append(c.out, ',')
 			c.pos++
 			c.skipSpace()
 		case ']':
-			c.out = append(c.out, ']')
 			c.pos++
 			return nil
 		default:
@@ -167,46 +173,61 @@ func (c *compactor) array(depth int) error {
 	}
 }
 
-// string copies a string verbatim after checking its escapes, that it holds
-// no raw control character, and that it is valid UTF-8.
+// plain marks the bytes a string may hold as they are: printable ASCII other
+// than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
+// string checks a string's escapes, that it holds no raw control character,
+// and that it is valid UTF-8; the string is copied verbatim.
 func (c *compactor) string() error {
-	start := c.pos
-	c.pos++ // opening quote
-	for c.pos < len(c.src) {
-		b := c.src[c.pos]
-		switch {
+	s := c.src
+	i := c.pos + 1 // after the opening quote
+	for {
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			c.pos = i
+			return c.fail("unexpected end of string")
+		}
+		switch b := s[i]; {
 		case b == '"':
-			c.pos++
-			c.out = append(c.out, c.src[start:c.pos]...)
+			c.pos = i + 1
 			return nil
 		case b == '\\':
-			if c.pos+1 >= len(c.src) {
+			if i+1 >= len(s) {
+				c.pos = i
 				return c.fail("unexpected end of string")
 			}
-			switch c.src[c.pos+1] {
+			switch s[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				c.pos += 2
+				i += 2
 			case 'u':
-				if len(c.src)-c.pos < 6 || !isHex4(c.src[c.pos+2:c.pos+6]) {
+				if len(s)-i < 6 || !isHex4(s[i+2:i+6]) {
+					c.pos = i
 					return c.fail("invalid \\u escape")
 				}
-				c.pos += 6
+				i += 6
 			default:
+				c.pos = i
 				return c.fail("invalid escape")
 			}
 		case b < 0x20:
+			c.pos = i
 			return c.fail("control character in string")
-		case b < utf8.RuneSelf:
-			c.pos++
 		default:
-			r, size := utf8.DecodeRune(c.src[c.pos:])
+			r, size := utf8.DecodeRune(s[i:])
 			if r == utf8.RuneError && size == 1 {
-				return fmt.Errorf("%w at offset %d", ErrInvalidUTF8, c.pos)
+				return fmt.Errorf("%w at offset %d", ErrInvalidUTF8, i)
 			}
-			c.pos += size
+			i += size
 		}
 	}
-	return c.fail("unexpected end of string")
 }
 
 func isHex4(b []byte) bool {
@@ -221,7 +242,6 @@ func isHex4(b []byte) bool {
 // number copies a number after checking it against JSON's grammar:
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (c *compactor) number() error {
-	start := c.pos
 	s := c.src
 	i := c.pos
 	if s[i] == '-' {
@@ -259,6 +279,5 @@ func (c *compactor) number() error {
 		}
 	}
 	c.pos = i
-	c.out = append(c.out, s[start:i]...)
 	return nil
 }

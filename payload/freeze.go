@@ -22,18 +22,35 @@ import (
 // Bad input returns a *FieldError matching ErrInvalid and one rule's
 // sentinel; Freeze never panics on any Callback.
 func Freeze(c Callback) ([]byte, error) {
-	size := 256
-	if r, ok := c.Output.(json.RawMessage); ok {
-		size += len(r)
-	}
-	if r, ok := c.Metadata.(json.RawMessage); ok {
-		size += len(r)
-	}
+	// Compacting never lengthens raw JSON, so for raw values this size
+	// is an upper bound and Freeze allocates once.
+	size := 256 + rawSize(c.Output) + rawSize(c.Metadata)
 	b, err := AppendFreeze(make([]byte, 0, size), c)
 	if err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// rawSize returns the length of the raw JSON in v, or 0 when v is not raw.
+func rawSize(v any) int {
+	switch x := v.(type) {
+	case json.RawMessage:
+		return len(x)
+	case []json.RawMessage:
+		n := 2 + len(x)
+		for _, it := range x {
+			n += max(len(it), len("null"))
+		}
+		return n
+	case Output:
+		return 128 + rawSize(x.Items)
+	case *Output:
+		if x != nil {
+			return 128 + rawSize(x.Items)
+		}
+	}
+	return 0
 }
 
 // AppendFreeze is Freeze appending to dst, for callers that reuse buffers.
@@ -225,7 +242,7 @@ func appendRawArray(b []byte, items []json.RawMessage) ([]byte, error) {
 			continue
 		}
 		var err error
-		if b, err = appendValue(b, it); err != nil {
+		if b, err = appendCompact(b, it); err != nil {
 			return b, err
 		}
 	}
@@ -416,7 +433,19 @@ func appendTimeOrNull(b []byte, t time.Time) []byte {
 // "+00:00". t's UTC year should be within 1..9999, as Freeze checks.
 func AppendTime(b []byte, t time.Time) []byte {
 	t = t.UTC()
-	b = t.AppendFormat(b, "2006-01-02T15:04:05")
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = append4(b, year)
+	b = append(b, '-')
+	b = append2(b, int(month))
+	b = append(b, '-')
+	b = append2(b, day)
+	b = append(b, 'T')
+	b = append2(b, hour)
+	b = append(b, ':')
+	b = append2(b, minute)
+	b = append(b, ':')
+	b = append2(b, sec)
 	if us := t.Nanosecond() / 1000; us != 0 {
 		b = append(b, '.')
 		for div := 100000; div > 0; div /= 10 {
@@ -424,6 +453,18 @@ func AppendTime(b []byte, t time.Time) []byte {
 		}
 	}
 	return append(b, "+00:00"...)
+}
+
+// append2 appends 0 <= n < 100 as two digits.
+func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
+
+// append4 appends 0 <= n < 10000 as four digits; other years (which Freeze
+// refuses) are written in full, as time.Format would.
+func append4(b []byte, n int) []byte {
+	if n < 0 || n > 9999 {
+		return strconv.AppendInt(b, int64(n), 10)
+	}
+	return append(b, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 }
 
 // FormatTime returns AppendTime(nil, t) as a string.
