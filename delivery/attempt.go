@@ -34,16 +34,55 @@ const UserAgent = "hookline/" + Version + " (+https://github.com/hookline/hookli
 // before the lease is left to expire (the delivery is then attempted again).
 var storeRetries = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond, 2 * time.Second}
 
+// worker is one worker goroutine's own state, kept between attempts.
+type worker struct {
+	buf []byte // response bodies are read into it; grows up to ResponseReadLimit
+}
+
+// readBody reads r to its end or to limit bytes into w.buf and returns them;
+// the slice is valid until the next call.
+func (w *worker) readBody(r io.Reader, limit int) ([]byte, error) {
+	if w.buf == nil {
+		w.buf = make([]byte, 0, min(limit, 512))
+	}
+	b := w.buf[:0]
+	for {
+		if len(b) == cap(b) {
+			if len(b) >= limit {
+				return b, nil
+			}
+			b = append(b, 0)[:len(b)] // grow
+			w.buf = b
+		}
+		n, err := r.Read(b[len(b):min(cap(b), limit)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) >= limit {
+			return b, nil
+		}
+	}
+}
+
 // work makes one attempt of a claimed delivery and records it, then any
 // newer claim of the same delivery that arrived meanwhile (see claimed). A
 // delivery whose host already has MaxPerHost attempts in flight waits in the
 // host's queue instead, without a worker; the worker that frees a slot of the
 // host takes it next.
-func (d *Deliverer) work(rec *store.Delivery) {
-	defer func() {
-		d.busy.Add(-1)
-		d.poke()
-	}()
+func (d *Deliverer) work(w *worker, rec *store.Delivery) {
+	defer d.finishedOne()
+	if d.stopping() {
+		// Claimed ahead and not started: give it back at once, for this
+		// or another process.
+		for r := rec; r != nil; r = d.finished(r.ID) {
+			d.release(r, d.cfg.Clock.Now())
+		}
+		return
+	}
 	host := hostKey(rec.CallbackURL)
 	switch d.admit(host, rec) {
 	case queued:
@@ -55,35 +94,38 @@ func (d *Deliverer) work(rec *store.Delivery) {
 		for r := rec; r != nil; r = d.finished(r.ID) {
 			d.release(r, next)
 		}
-		d.expectDue(next)
 		return
 	}
-	for waited := false; rec != nil; waited = true { // holding one of the host's slots
-		if waited && d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt) {
-			// Waited in the queue until the lease could run out
-			// mid-attempt: let any worker take it again at once.
+	for rec != nil { // holding one of the host's slots
+		if d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt) {
+			// Waited (for a worker, or in the host's queue) until the
+			// lease could run out mid-attempt: let any worker take it
+			// again at once.
 			for r := rec; r != nil; r = d.finished(r.ID) {
 				d.release(r, d.cfg.Clock.Now())
 			}
 		} else {
 			for r := rec; r != nil; r = d.finished(r.ID) {
-				d.workOne(r)
+				d.workOne(w, r)
 			}
 		}
 		rec = d.nextForHost(host)
 	}
 }
 
-// release gives a leased delivery back, due at next, without an attempt.
+// release gives a leased delivery back, due at next, without an attempt,
+// and makes sure the dispatcher looks for it then.
 func (d *Deliverer) release(rec *store.Delivery, next time.Time) {
 	ctx := context.WithoutCancel(d.runCtx)
-	d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) })
+	if d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) }) == nil {
+		d.expectDue(next)
+	}
 }
 
-func (d *Deliverer) workOne(rec *store.Delivery) {
+func (d *Deliverer) workOne(w *worker, rec *store.Delivery) {
 	// Store calls outlive an abort: the lease must be recorded or released.
 	ctx := context.WithoutCancel(d.runCtx)
-	res, aborted := d.attempt(rec)
+	res, aborted := d.attempt(w, rec)
 	if aborted {
 		d.release(rec, d.cfg.Clock.Now())
 		return
@@ -166,7 +208,7 @@ func (d *Deliverer) report(rec *store.Delivery, a store.Attempt) {
 // attempt sends one request for rec and returns what to record. aborted is
 // true when the Deliverer was stopped mid-attempt; nothing should be
 // recorded then.
-func (d *Deliverer) attempt(rec *store.Delivery) (res store.Result, aborted bool) {
+func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, aborted bool) {
 	signer := d.signer.Load()
 	start := d.cfg.Clock.Now()
 	a := store.Attempt{
@@ -179,7 +221,7 @@ func (d *Deliverer) attempt(rec *store.Delivery) (res store.Result, aborted bool
 
 	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.AttemptTimeout)
 	defer cancel()
-	status, body, header, reason, detail, elapsed := d.send(ctx, rec, a.ID, start, signer)
+	status, body, header, reason, detail, elapsed := d.send(ctx, w, rec, a.ID, start, signer)
 	if d.runCtx.Err() != nil && status == 0 {
 		return res, true
 	}
@@ -217,7 +259,7 @@ func (d *Deliverer) attempt(rec *store.Delivery) (res store.Result, aborted bool
 
 // send POSTs the frozen bytes and reads the response under the body limit.
 // reason is empty for a 2xx.
-func (d *Deliverer) send(ctx context.Context, rec *store.Delivery, requestID uuid.UUID, now time.Time, signer *signing.Signer) (status int, body string, header http.Header, reason store.FailureReason, detail string, elapsed time.Duration) {
+func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, requestID uuid.UUID, now time.Time, signer *signing.Signer) (status int, body string, header http.Header, reason store.FailureReason, detail string, elapsed time.Duration) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rec.CallbackURL, bytes.NewReader(rec.Payload))
 	if err != nil {
 		return 0, "", nil, store.ReasonInvalidURL, "cannot build request: " + err.Error(), 0
@@ -237,7 +279,7 @@ func (d *Deliverer) send(ctx context.Context, rec *store.Delivery, requestID uui
 		return 0, "", nil, reason, detail, time.Since(t0)
 	}
 	defer resp.Body.Close()
-	b, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(d.cfg.ResponseReadLimit)))
+	b, readErr := w.readBody(resp.Body, d.cfg.ResponseReadLimit)
 	elapsed = time.Since(t0)
 	status, header = resp.StatusCode, resp.Header
 	body = responseText(b[:min(len(b), d.cfg.ResponseBodyLimit)])

@@ -42,7 +42,9 @@ type Deliverer struct {
 	done    chan struct{}        // closed when the dispatcher has returned
 	jobs    chan *store.Delivery // claimed deliveries for the workers
 	workers sync.WaitGroup
-	busy    atomic.Int64 // claimed and not yet recorded or released
+	busy    atomic.Int64 // claimed and handed to a worker, not yet finished
+	ahead   int64        // most deliveries busy at once: 2×Workers
+	refill  int64        // claim only when at least this many are free: Workers/2
 
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
@@ -167,6 +169,14 @@ func hostKey(callbackURL string) string {
 	return strings.ToLower(rest)
 }
 
+// finishedOne counts a delivery a worker is done with. The dispatcher claims
+// in batches, so it is woken only when enough slots are free for one.
+func (d *Deliverer) finishedOne() {
+	if d.busy.Add(-1) == d.ahead-d.refill {
+		d.poke()
+	}
+}
+
 // maxDueHints bounds the retry times a Deliverer remembers to wake for;
 // beyond it, retries are found by polling.
 const maxDueHints = 10_000
@@ -190,8 +200,13 @@ func (h *timeHeap) Pop() any {
 func (d *Deliverer) expectDue(t time.Time) {
 	d.dueMu.Lock()
 	defer d.dueMu.Unlock()
-	if d.due.Len() < maxDueHints {
-		heap.Push(&d.due, t)
+	if d.due.Len() >= maxDueHints {
+		return
+	}
+	earliest := d.due.Len() == 0 || t.Before(d.due[0])
+	heap.Push(&d.due, t)
+	if earliest {
+		d.poke() // the dispatcher may be asleep until a later time
 	}
 }
 
@@ -226,6 +241,8 @@ func New(cfg Config) (*Deliverer, error) {
 		done:    make(chan struct{}),
 		flights: make(map[uuid.UUID]*store.Delivery),
 		hosts:   make(map[string]*hostState),
+		ahead:   2 * int64(cfg.Workers),
+		refill:  max(1, int64(cfg.Workers)/2),
 	}
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or
@@ -378,6 +395,18 @@ func (d *Deliverer) do(req *http.Request) (*http.Response, error) {
 	return d.cfg.HTTPClient.Do(req)
 }
 
+// stopping reports whether Stop has been called or Start's context ended.
+func (d *Deliverer) stopping() bool {
+	select {
+	case <-d.stopCh:
+		return true
+	case <-d.runCtx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // poke wakes the dispatcher without blocking.
 func (d *Deliverer) poke() {
 	select {
@@ -403,12 +432,14 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	if n, ok := d.cfg.Store.(store.Notifier); ok {
 		notified = n.Notify(d.runCtx)
 	}
-	// A fixed pool: workers keep their grown stacks between attempts.
-	d.jobs = make(chan *store.Delivery, d.cfg.Workers)
+	// A fixed pool: workers keep their grown stacks and buffers between
+	// attempts.
+	d.jobs = make(chan *store.Delivery, d.ahead)
 	for range d.cfg.Workers {
 		d.workers.Go(func() {
+			var w worker
 			for rec := range d.jobs {
-				d.work(rec)
+				d.work(&w, rec)
 			}
 		})
 	}
@@ -451,9 +482,15 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	return err
 }
 
-// dispatch claims due deliveries while workers are free, and sleeps until
-// Deliver, a finished attempt or the Store's notification wakes it, a retry
-// it scheduled comes due, or PollInterval passes.
+// dispatch claims due deliveries for the workers, and sleeps until Deliver,
+// finished attempts or the Store's notification wakes it, a retry it
+// scheduled comes due, or PollInterval passes.
+//
+// It claims ahead: up to 2×Workers deliveries are claimed and not finished
+// at once, Workers of them in attempts and the rest queued for the next free
+// worker, and it claims only when at least Workers/2 are missing. A claim
+// thus serves several deliveries (one Store round trip, one wake-up), and
+// workers find the next delivery waiting when they finish one.
 func (d *Deliverer) dispatch(notified <-chan struct{}) {
 	defer close(d.done)
 	defer close(d.jobs)
@@ -466,7 +503,7 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 		default:
 		}
 		now := d.cfg.Clock.Now()
-		if free := int64(d.cfg.Workers) - d.busy.Load(); free > 0 {
+		if free := d.ahead - d.busy.Load(); free >= d.refill {
 			claimed, err := d.cfg.Store.Claim(d.runCtx, now, int(free), d.cfg.Lease)
 			if err != nil && d.runCtx.Err() == nil {
 				d.storeError("claim", err)
@@ -474,8 +511,14 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 			for _, rec := range claimed {
 				if d.claimed(rec) {
 					d.busy.Add(1)
-					d.jobs <- rec // never blocks: at most Workers are claimed
+					d.jobs <- rec // never blocks: at most 2×Workers are busy
 				}
+			}
+			if len(claimed) == int(free) {
+				// More may be due. Workers wake the dispatcher only as
+				// busy falls through ahead-refill, which it may never
+				// have risen above, so look again now.
+				continue
 			}
 		}
 		// Sleep until an absolute time: the clock may have moved since now

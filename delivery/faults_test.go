@@ -314,7 +314,20 @@ func driveAll(t *testing.T, clock *delivery.ManualClock, st store.Store, ids []u
 	pending := append([]uuid.UUID(nil), ids...)
 	deadline := time.Now().Add(limit)
 	for len(pending) > 0 {
-		require.True(t, time.Now().Before(deadline), "%d deliveries still pending after %s", len(pending), limit)
+		if !time.Now().Before(deadline) {
+			leased, due := 0, 0
+			for _, id := range pending {
+				rec, err := st.Get(ctx, id)
+				require.NoError(t, err)
+				switch {
+				case rec.LeaseToken != uuid.Nil:
+					leased++
+				case !rec.NextAttemptAt.After(clock.Now()):
+					due++ // the Deliverer should have claimed it
+				}
+			}
+			t.Fatalf("%d deliveries still pending after %s: %d leased, %d due now", len(pending), limit, leased, due)
+		}
 		var next time.Time
 		leased, due := false, false
 		still := pending[:0]
