@@ -79,8 +79,9 @@ func (m *Memory) entry(i int32) *memEntry {
 	return &m.entries[i/memChunk][i%memChunk]
 }
 
-// add stores e and returns its index. The last chunk grows by doubling up to
-// memChunk entries, so a small store stays small.
+// add stores e and returns its index. The first chunk grows by doubling up
+// to memChunk entries, so a small store stays small; later chunks are
+// allocated whole.
 func (m *Memory) add(e memEntry) (int32, error) {
 	if m.n == math.MaxInt32 {
 		return 0, errors.New("store: the in-memory store is full")
@@ -91,7 +92,11 @@ func (m *Memory) add(e memEntry) (int32, error) {
 	}
 	last := &m.entries[len(m.entries)-1]
 	if len(*last) == cap(*last) {
-		grown := make([]memEntry, len(*last), min(max(2*cap(*last), 8), memChunk))
+		size := memChunk // later chunks are made whole: growing copies
+		if len(m.entries) == 1 {
+			size = min(max(2*cap(*last), 8), memChunk)
+		}
+		grown := make([]memEntry, len(*last), size)
 		copy(grown, *last)
 		*last = grown
 	}
@@ -106,16 +111,39 @@ func (m *Memory) add(e memEntry) (int32, error) {
 // other than pending, attempts already made, or an ID already stored. The
 // lease fields of d are ignored. Insert is safe for concurrent use.
 func (m *Memory) Insert(ctx context.Context, d *Delivery) error {
+	return m.insert(ctx, d, false)
+}
+
+// InsertLeased adds a new pending delivery already leased with d.LeaseToken
+// until d.LeaseExpiresAt, copying d (see LeasedInserter). It refuses what
+// Insert refuses, and a nil LeaseToken or a LeaseExpiresAt not after
+// NextAttemptAt. It is safe for concurrent use.
+func (m *Memory) InsertLeased(ctx context.Context, d *Delivery) error {
+	return m.insert(ctx, d, true)
+}
+
+func (m *Memory) insert(ctx context.Context, d *Delivery, leased bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := validateNew(d); err != nil {
 		return err
 	}
-	e := memEntry{d: *d.Clone(), older: -1}
+	if leased {
+		if err := validateLease(d); err != nil {
+			return err
+		}
+	}
+	e := memEntry{d: *d, older: -1}
+	e.d.Payload = bytes.Clone(d.Payload)
 	e.d.Attempts = nil
-	e.d.LeaseToken = uuid.Nil
-	e.d.LeaseExpiresAt = time.Time{}
+	if !leased {
+		e.d.LeaseToken = uuid.Nil
+		e.d.LeaseExpiresAt = time.Time{}
+	} else {
+		e.d.LeaseExpiresAt = e.d.LeaseExpiresAt.Round(0)
+		e.d.NextAttemptAt = e.d.LeaseExpiresAt
+	}
 	stripMonotonic(&e.d)
 
 	m.mu.Lock()
@@ -142,6 +170,17 @@ func (m *Memory) Insert(ctx context.Context, d *Delivery) error {
 	m.byID[d.ID] = i
 	m.linkBatch(i)
 	m.push(i)
+	return nil
+}
+
+// validateLease checks the lease of a delivery for InsertLeased.
+func validateLease(d *Delivery) error {
+	switch {
+	case d.LeaseToken == uuid.Nil:
+		return fmt.Errorf("store: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
+	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
+		return fmt.Errorf("store: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
+	}
 	return nil
 }
 

@@ -211,6 +211,95 @@ var cases = []testCase{
 		rule: "a method called with a canceled context returns an error and changes nothing",
 		run:  testCanceledContext,
 	},
+	{
+		name: "InsertLeasedIsLeasedToTheCaller",
+		rule: "a store.LeasedInserter's InsertLeased stores the delivery as Insert and a Claim would leave it: pending, leased with the caller's token until LeaseExpiresAt, NextAttemptAt equal to LeaseExpiresAt, not due before then, and recordable with the caller's token",
+		run:  leasedOnly(testInsertLeased),
+	},
+	{
+		name: "InsertLeasedExpires",
+		rule: "a delivery inserted leased becomes due when its lease expires; a Claim then gives it a new token and the inserted token can no longer record",
+		run:  leasedOnly(testInsertLeasedExpires),
+	},
+	{
+		name: "InsertLeasedConflictsAndValidates",
+		rule: "InsertLeased refuses what Insert refuses (ErrConflict while the batch has a pending delivery) and a nil LeaseToken or a LeaseExpiresAt not after NextAttemptAt, inserting nothing",
+		run:  leasedOnly(testInsertLeasedRefuses),
+	},
+}
+
+// leasedOnly runs a test of store.LeasedInserter, or skips, saying so, when
+// the Store does not implement that optional interface.
+func leasedOnly(test func(h *harness, li store.LeasedInserter)) func(h *harness) {
+	return func(h *harness) {
+		li, ok := h.s.(store.LeasedInserter)
+		if !ok {
+			h.t.Skipf("%T does not implement store.LeasedInserter (optional)", h.s)
+		}
+		test(h, li)
+	}
+}
+
+// newLeased returns a new delivery of batchID due at now, leased until
+// now+lease with a fresh token.
+func newLeased(batchID uuid.UUID, now time.Time) *store.Delivery {
+	d := NewDelivery(batchID, now)
+	d.LeaseToken = uuid.New()
+	d.LeaseExpiresAt = d.NextAttemptAt.Add(lease)
+	return d
+}
+
+func testInsertLeased(h *harness, li store.LeasedInserter) {
+	d := newLeased(uuid.New(), at(0))
+	require.NoError(h.t, li.InsertLeased(h.ctx, d), "InsertLeased of a valid new leased delivery must succeed")
+	want := d.Clone()
+	want.NextAttemptAt = d.LeaseExpiresAt
+	got := h.get(d.ID)
+	sameDelivery(h.t, want, got, "Get after InsertLeased")
+	assert.Equal(h.t, d.LeaseToken, got.LeaseToken, "the stored lease token is the caller's")
+	assert.True(h.t, d.LeaseExpiresAt.Equal(got.LeaseExpiresAt), "LeaseExpiresAt is the caller's: got %s, want %s", got.LeaseExpiresAt, d.LeaseExpiresAt)
+	h.noneDue(at(lease-time.Microsecond), "a delivery inserted leased is not due before its lease expires")
+	d.AttemptCount = 0
+	h.record(d.LeaseToken, terminalResult(d, store.StatusSucceeded, at(time.Second)))
+	got = h.get(d.ID)
+	assert.Equal(h.t, store.StatusSucceeded, got.Status, "Record with the inserted lease token applies")
+	assert.Equal(h.t, uuid.Nil, got.LeaseToken, "Record ends the lease")
+}
+
+func testInsertLeasedExpires(h *harness, li store.LeasedInserter) {
+	d := newLeased(uuid.New(), at(0))
+	require.NoError(h.t, li.InsertLeased(h.ctx, d), "InsertLeased of a valid new leased delivery must succeed")
+	c := h.claimOne(d.ID, at(lease))
+	assert.NotEqual(h.t, d.LeaseToken, c.LeaseToken, "a Claim after the lease expired gives a new token")
+	err := h.s.Record(h.ctx, d.LeaseToken, retryResult(d, at(lease), at(time.Hour)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "the inserted token is stale once the delivery was claimed again")
+	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(lease+time.Second)))
+}
+
+func testInsertLeasedRefuses(h *harness, li store.LeasedInserter) {
+	batch := uuid.New()
+	first := NewDelivery(batch, at(0))
+	h.insert(first)
+	second := newLeased(batch, at(0))
+	second.IsAutomatic = false
+	err := li.InsertLeased(h.ctx, second)
+	assert.ErrorIs(h.t, err, store.ErrConflict, "InsertLeased while the batch has a pending delivery")
+	_, err = h.s.Get(h.ctx, second.ID)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "a refused InsertLeased inserts nothing")
+
+	noToken := newLeased(uuid.New(), at(0))
+	noToken.LeaseToken = uuid.Nil
+	early := newLeased(uuid.New(), at(0))
+	early.LeaseExpiresAt = early.NextAttemptAt
+	for name, d := range map[string]*store.Delivery{"a nil LeaseToken": noToken, "LeaseExpiresAt equal to NextAttemptAt": early} {
+		err := li.InsertLeased(h.ctx, d)
+		if assert.Error(h.t, err, "InsertLeased with %s must fail", name) {
+			assert.NotErrorIs(h.t, err, store.ErrConflict, "InsertLeased with %s is invalid, not a conflict", name)
+		}
+		_, err = h.s.Get(h.ctx, d.ID)
+		assert.ErrorIs(h.t, err, store.ErrNotFound, "InsertLeased with %s inserts nothing", name)
+	}
+	h.claimOne(first.ID, at(time.Hour)) // and nothing else was stored
 }
 
 // harness wraps the store under test with helpers that fail the test, naming
