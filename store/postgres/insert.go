@@ -29,12 +29,47 @@ func (s *Store) Insert(ctx context.Context, d *store.Delivery) error {
 	if err := validateNew(d); err != nil {
 		return err
 	}
+	return s.insert(ctx, unleased(d))
+}
+
+// InsertLeased adds a new pending delivery already leased with d.LeaseToken
+// until d.LeaseExpiresAt (see store.LeasedInserter), in its own transaction.
+// Nobody else may claim it before the lease expires, so no listener is
+// notified. It refuses what Insert refuses, and a nil LeaseToken or a
+// LeaseExpiresAt not after NextAttemptAt. It is safe for concurrent use.
+func (s *Store) InsertLeased(ctx context.Context, d *store.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validateNew(d); err != nil {
+		return err
+	}
+	switch {
+	case d.LeaseToken == uuid.Nil:
+		return fmt.Errorf("postgres: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
+	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
+		return fmt.Errorf("postgres: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
+	}
+	c := *d
+	c.NextAttemptAt = d.LeaseExpiresAt // as after a Claim
+	return s.insert(ctx, &c)
+}
+
+// insert writes the valid new delivery d, a copy the caller no longer
+// touches, leased when its LeaseToken is set.
+func (s *Store) insert(ctx context.Context, d *store.Delivery) error {
 	if s.inserts == nil {
 		return s.insertOne(ctx, s.pool, d)
 	}
+	d.Payload = bytes.Clone(d.Payload)
+	return s.inserts.do(ctx, d.ID, d)
+}
+
+// unleased returns a copy of d without lease fields.
+func unleased(d *store.Delivery) *store.Delivery {
 	c := *d
-	c.Payload = bytes.Clone(d.Payload)
-	return s.inserts.do(ctx, d.ID, &c)
+	c.LeaseToken, c.LeaseExpiresAt = uuid.Nil, time.Time{}
+	return &c
 }
 
 // Tx returns an Inserter that adds deliveries inside tx, the caller's own
@@ -72,7 +107,7 @@ func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
 	if err := validateNew(d); err != nil {
 		return err
 	}
-	return t.s.insertOne(ctx, t.tx, d)
+	return t.s.insertOne(ctx, t.tx, unleased(d))
 }
 
 // insertOne inserts the valid new delivery d through q.
@@ -107,6 +142,8 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 		next, ctd    = make([]time.Time, n), make([]time.Time, n)
 		upd          = make([]time.Time, n)
 		ords         = make([]int32, n)
+		tokens       = make([]pgtype.UUID, n)
+		expires      = make([]pgtype.Timestamptz, n)
 	)
 	for i, c := range calls {
 		d := c.v
@@ -114,10 +151,11 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 		secrets[i] = pgNullUUID(d.SigningSecretID)
 		automatic[i], maxAttempts[i] = d.IsAutomatic, int32(d.MaxAttempts)
 		next[i], ctd[i], upd[i], ords[i] = d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, int32(i)
+		tokens[i], expires[i] = pgNullUUID(leaseToken(d)), pgTime(d.LeaseExpiresAt)
 	}
 	inserted := make(map[[16]byte]bool, n)
 	rows, err := s.pool.Query(ctx, s.sql.insertGroup, ids, batches, urls, payloads, secrets, automatic,
-		maxAttempts, next, ctd, upd, ords, s.channel)
+		maxAttempts, next, ctd, upd, ords, s.channel, tokens, expires)
 	if err == nil {
 		for rows.Next() {
 			var id [16]byte
@@ -160,7 +198,13 @@ func serverRefused(err error) bool {
 
 func insertArgs(d *store.Delivery, channel string) []any {
 	return []any{pgUUID(d.ID), pgUUID(d.BatchID), d.CallbackURL, d.Payload, pgNullUUID(d.SigningSecretID), d.IsAutomatic,
-		d.MaxAttempts, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, channel}
+		d.MaxAttempts, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, channel, pgNullUUID(leaseToken(d)), pgTime(d.LeaseExpiresAt)}
+}
+
+// leaseToken is d's lease token as a nullable UUID: NULL when d is not
+// leased.
+func leaseToken(d *store.Delivery) uuid.NullUUID {
+	return uuid.NullUUID{UUID: d.LeaseToken, Valid: d.LeaseToken != uuid.Nil}
 }
 
 // insertConflict says why the insert of d did nothing: its id exists, or its

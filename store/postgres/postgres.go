@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Notifier = (*Store)(nil)
+	_ store.Store          = (*Store)(nil)
+	_ store.Notifier       = (*Store)(nil)
+	_ store.LeasedInserter = (*Store)(nil)
 )
 
 // DefaultSchema is the schema that holds hookline's tables when

@@ -47,31 +47,34 @@ func newStatements(q string) statements {
 		// when it rolls back.
 		insert: sql(`WITH i AS (
 	INSERT INTO {{s}}.deliveries (id, batch_id, callback_url, payload, signing_secret_id, is_automatic,
-		status, attempt_count, max_attempts, next_attempt_at, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10)
+		status, attempt_count, max_attempts, next_attempt_at, created_at, updated_at, lease_token, lease_expires_at)
+	VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10, $12, $13)
 	ON CONFLICT DO NOTHING
-	RETURNING id
+	RETURNING id, lease_token
 )
-SELECT pg_notify($11, '') FROM i`),
+SELECT CASE WHEN i.lease_token IS NULL THEN pg_notify($11, '') END FROM i`),
 
 		// Insert's group form: one row per call (ord is its place in the
 		// group); the notification is sent once per transaction, however
-		// many rows it inserts (PostgreSQL folds identical ones).
+		// many rows it inserts (PostgreSQL folds identical ones), and not
+		// for rows inserted leased (InsertLeased), which nobody else may
+		// claim yet.
 		insertGroup: sql(`WITH r AS (
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::uuid[], $6::boolean[],
-		$7::integer[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::integer[])
+		$7::integer[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::integer[],
+		$13::uuid[], $14::timestamptz[])
 	AS r(id, batch_id, callback_url, payload, signing_secret_id, is_automatic,
-		max_attempts, next_attempt_at, created_at, updated_at, ord)
+		max_attempts, next_attempt_at, created_at, updated_at, ord, lease_token, lease_expires_at)
 ), i AS (
 	INSERT INTO {{s}}.deliveries (id, batch_id, callback_url, payload, signing_secret_id, is_automatic,
-		status, attempt_count, max_attempts, next_attempt_at, created_at, updated_at)
+		status, attempt_count, max_attempts, next_attempt_at, created_at, updated_at, lease_token, lease_expires_at)
 	SELECT id, batch_id, callback_url, payload, signing_secret_id, is_automatic,
-		'pending', 0, max_attempts, next_attempt_at, created_at, updated_at
+		'pending', 0, max_attempts, next_attempt_at, created_at, updated_at, lease_token, lease_expires_at
 	FROM r ORDER BY ord
 	ON CONFLICT DO NOTHING
-	RETURNING id
+	RETURNING id, lease_token
 )
-SELECT i.id, pg_notify($12, '') FROM i`),
+SELECT i.id, CASE WHEN i.lease_token IS NULL THEN pg_notify($12, '') END FROM i`),
 
 		insertConflict: sql(`SELECT
 	EXISTS (SELECT 1 FROM {{s}}.deliveries WHERE id = $1),
