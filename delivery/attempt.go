@@ -105,9 +105,7 @@ func (d *Deliverer) work(w *worker, rec *store.Delivery) {
 				d.release(r, d.cfg.Clock.Now())
 			}
 		} else {
-			for r := rec; r != nil; r = d.finished(r.ID) {
-				d.workOne(w, r)
-			}
+			d.workChain(w, rec)
 		}
 		rec = d.nextForHost(host)
 	}
@@ -122,14 +120,63 @@ func (d *Deliverer) release(rec *store.Delivery, next time.Time) {
 	}
 }
 
-func (d *Deliverer) workOne(w *worker, rec *store.Delivery) {
+// workChain attempts rec, then any newer claim of it that arrived meanwhile
+// (see claimed). With recorders (see Start) the worker hands each attempt's
+// outcome to them and returns; a recorder then takes up the chain.
+func (d *Deliverer) workChain(w *worker, rec *store.Delivery) {
+	for r := rec; r != nil; r = d.finished(r.ID) {
+		res, aborted := d.attempt(w, r)
+		if aborted {
+			d.release(r, d.cfg.Clock.Now())
+			continue
+		}
+		if d.records != nil {
+			d.records <- recordJob{r, res}
+			return
+		}
+		d.record(r, res)
+	}
+}
+
+// recordJob is an attempt made, waiting for a recorder.
+type recordJob struct {
+	rec *store.Delivery
+	res store.Result
+}
+
+// recordLoop is a recorder: it records attempts the workers made, then
+// passes on any newer claim of the delivery to a worker (or, when none can
+// take it at once, back to the Store, due now).
+func (d *Deliverer) recordLoop() {
+	for j := range d.records {
+		d.record(j.rec, j.res)
+		if newer := d.finished(j.rec.ID); newer != nil {
+			d.sendMu.RLock()
+			sent := false
+			if d.jobsOpen {
+				d.busy.Add(1)
+				select {
+				case d.jobs <- newer:
+					sent = true
+				default:
+					d.busy.Add(-1)
+				}
+			}
+			d.sendMu.RUnlock()
+			if !sent {
+				for r := newer; r != nil; r = d.finished(r.ID) {
+					d.release(r, d.cfg.Clock.Now())
+				}
+			}
+		}
+	}
+}
+
+// record stores the outcome of an attempt of rec under its lease, then
+// reports it.
+func (d *Deliverer) record(rec *store.Delivery, res store.Result) {
 	// Store calls outlive an abort: the lease must be recorded or released.
 	ctx := context.WithoutCancel(d.runCtx)
-	res, aborted := d.attempt(w, rec)
-	if aborted {
-		d.release(rec, d.cfg.Clock.Now())
-		return
-	}
 	if d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) }) != nil {
 		return
 	}

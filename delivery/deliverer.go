@@ -46,6 +46,13 @@ type Deliverer struct {
 	ahead   int64        // most deliveries busy at once: 2×Workers
 	refill  int64        // claim only when at least this many are free: Workers/2
 
+	records   chan recordJob // attempts for the recorders; nil when workers record
+	recorders sync.WaitGroup
+
+	open     atomic.Bool  // jobsOpen, read without the lock
+	sendMu   sync.RWMutex // sending on jobs (read) and closing it (write)
+	jobsOpen bool         // the workers take jobs: started, jobs not closed
+
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
 
@@ -281,8 +288,12 @@ func (d *Deliverer) Store() store.Store { return d.cfg.Store }
 // Errors: a *URLError (ErrInvalidURL) for a bad URL, a *payload.FieldError
 // (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict, or
 // the Store's error.
+//
+// When a worker is free and the Store is a store.LeasedInserter (both of
+// hookline's are), the delivery is inserted already leased and handed to
+// that worker directly, without a Claim.
 func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.Callback) (*store.Delivery, error) {
-	return d.DeliverTx(ctx, d.cfg.Store, callbackURL, p)
+	return d.deliver(ctx, nil, callbackURL, p)
 }
 
 // DeliverTx is Deliver with the delivery inserted through ins instead of the
@@ -293,6 +304,14 @@ func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.C
 // delivery once the transaction commits (at once with LISTEN/NOTIFY, else at
 // the next poll).
 func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
+	if ins == nil {
+		return nil, fmt.Errorf("deliver batch %s: DeliverTx with a nil Inserter: %w", p.BatchID, ErrInvalidConfig)
+	}
+	return d.deliver(ctx, ins, callbackURL, p)
+}
+
+// deliver is Deliver (ins nil: the Deliverer's Store) and DeliverTx.
+func (d *Deliverer) deliver(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
 	if err := ValidateURL(callbackURL, d.cfg.AllowURLUserinfo); err != nil {
 		return nil, err
 	}
@@ -344,7 +363,7 @@ func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.De
 	if latest.Status == store.StatusPending {
 		return nil, fmt.Errorf("redeliver batch %s: delivery %s is still pending: %w", batchID, latest.ID, store.ErrConflict)
 	}
-	rec, err := d.enqueue(ctx, d.cfg.Store, latest.CallbackURL, batchID, latest.Payload, false)
+	rec, err := d.enqueue(ctx, nil, latest.CallbackURL, batchID, latest.Payload, false)
 	if err != nil {
 		return nil, fmt.Errorf("redeliver batch %s: %w", batchID, err)
 	}
@@ -362,6 +381,8 @@ func (d *Deliverer) History(ctx context.Context, batchID uuid.UUID) ([]*store.De
 	return d.cfg.Store.History(ctx, batchID)
 }
 
+// enqueue stores a new pending delivery through ins, or through the
+// Deliverer's Store when ins is nil; then it may go straight to a worker.
 func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string, batchID uuid.UUID, body []byte, automatic bool) (*store.Delivery, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -380,11 +401,61 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
+	if ins == nil {
+		if li, ok := d.cfg.Store.(store.LeasedInserter); ok && d.reserve() {
+			return rec, d.enqueueLeased(ctx, li, rec)
+		}
+		ins = d.cfg.Store
+	}
 	if err := ins.Insert(ctx, rec); err != nil {
 		return nil, err
 	}
 	d.poke()
 	return rec, nil
+}
+
+// reserve takes a slot for a delivery to hand straight to a worker, if the
+// workers run and fewer than 2×Workers deliveries are busy.
+func (d *Deliverer) reserve() bool {
+	if !d.open.Load() {
+		return false
+	}
+	for {
+		b := d.busy.Load()
+		if b >= d.ahead {
+			return false
+		}
+		if d.busy.CompareAndSwap(b, b+1) {
+			return true
+		}
+	}
+}
+
+// enqueueLeased inserts rec leased to this Deliverer and hands it to a
+// worker, in the slot reserve took. The worker gets its own copy: the
+// caller may do as it likes with rec.
+func (d *Deliverer) enqueueLeased(ctx context.Context, li store.LeasedInserter, rec *store.Delivery) error {
+	job := *rec
+	job.Payload = bytes.Clone(rec.Payload)
+	job.LeaseToken = uuid.New()
+	job.LeaseExpiresAt = rec.NextAttemptAt.Add(d.cfg.Lease)
+	if err := li.InsertLeased(ctx, &job); err != nil {
+		d.finishedOne()
+		return err
+	}
+	job.NextAttemptAt = job.LeaseExpiresAt // as stored
+	d.sendMu.RLock()
+	open := d.jobsOpen
+	if open {
+		d.claimed(&job)
+		d.jobs <- &job // never blocks: see Start
+	}
+	d.sendMu.RUnlock()
+	if !open { // stopped meanwhile: give it back, due now
+		d.release(&job, d.cfg.Clock.Now())
+		d.finishedOne()
+	}
+	return nil
 }
 
 // do sends one request through the default transport, or the host's client.
@@ -432,9 +503,27 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	if n, ok := d.cfg.Store.(store.Notifier); ok {
 		notified = n.Notify(d.runCtx)
 	}
+	// At most ahead deliveries are busy when the dispatcher claims, and
+	// Deliver reserves only while fewer are, so twice that never blocks a
+	// send.
+	d.jobs = make(chan *store.Delivery, 2*d.ahead)
+	d.sendMu.Lock()
+	d.jobsOpen = true
+	d.open.Store(true)
+	d.sendMu.Unlock()
+	// A Store other than the memory store commits each Record, which takes
+	// a round trip and a durable commit. Recorders do that, so that a
+	// worker starts its next attempt at once, and concurrent Records make
+	// larger groups (the Postgres store commits them together). The memory
+	// store records in a moment: its workers record themselves.
+	if _, inMemory := d.cfg.Store.(*store.Memory); !inMemory {
+		d.records = make(chan recordJob, d.cfg.Workers)
+		for range d.cfg.Workers {
+			d.recorders.Go(d.recordLoop)
+		}
+	}
 	// A fixed pool: workers keep their grown stacks and buffers between
 	// attempts.
-	d.jobs = make(chan *store.Delivery, d.ahead)
 	for range d.cfg.Workers {
 		d.workers.Go(func() {
 			var w worker
@@ -442,6 +531,12 @@ func (d *Deliverer) Start(ctx context.Context) error {
 				d.work(&w, rec)
 			}
 		})
+	}
+	if d.records != nil {
+		go func() {
+			d.workers.Wait()
+			close(d.records) // the recorders finish what the workers sent
+		}()
 	}
 	go d.dispatch(notified)
 	return nil
@@ -466,7 +561,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 
 	<-d.done // the dispatcher has closed jobs: workers finish what was claimed, then return
 	finished := make(chan struct{})
-	go func() { d.workers.Wait(); close(finished) }()
+	go func() { d.workers.Wait(); d.recorders.Wait(); close(finished) }()
 	var err error
 	select {
 	case <-finished:
@@ -493,7 +588,13 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 // workers find the next delivery waiting when they finish one.
 func (d *Deliverer) dispatch(notified <-chan struct{}) {
 	defer close(d.done)
-	defer close(d.jobs)
+	defer func() {
+		d.sendMu.Lock()
+		d.jobsOpen = false
+		d.open.Store(false)
+		close(d.jobs)
+		d.sendMu.Unlock()
+	}()
 	for {
 		select {
 		case <-d.stopCh:
