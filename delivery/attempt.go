@@ -34,6 +34,11 @@ const UserAgent = "hookline/" + Version + " (+https://github.com/hookline/hookli
 // before the lease is left to expire (the delivery is then attempted again).
 var storeRetries = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond, 2 * time.Second}
 
+var (
+	contentTypeJSON = []string{"application/json"}
+	userAgent       = []string{UserAgent}
+)
+
 // worker is one worker goroutine's own state, kept between attempts.
 type worker struct {
 	buf []byte // response bodies are read into it; grows up to ResponseReadLimit
@@ -72,42 +77,50 @@ func (w *worker) readBody(r io.Reader, limit int) ([]byte, error) {
 // newer claim of the same delivery that arrived meanwhile (see claimed). A
 // delivery whose host already has MaxPerHost attempts in flight waits in the
 // host's queue instead, without a worker; the worker that frees a slot of the
-// host takes it next.
+// host takes it next. A queued delivery stays busy (see Deliverer.busy), so
+// the dispatcher does not claim more than the workers and queues can hold.
 func (d *Deliverer) work(w *worker, rec *store.Delivery) {
-	defer d.finishedOne()
 	if d.stopping() {
 		// Claimed ahead and not started: give it back at once, for this
 		// or another process.
-		for r := rec; r != nil; r = d.finished(r.ID) {
-			d.release(r, d.cfg.Clock.Now())
-		}
+		d.releaseChain(rec, d.cfg.Clock.Now())
+		d.finishedOne()
 		return
 	}
 	host := hostKey(rec.CallbackURL)
-	switch d.admit(host, rec) {
+	switch adm, wait := d.admit(host, rec); adm {
 	case queued:
 		return
 	case full:
-		// The host's queue is full too: give the delivery back for a
-		// while. The attempt is not counted; only its time moves.
-		next := d.cfg.Clock.Now().Add(d.cfg.PollInterval)
-		for r := rec; r != nil; r = d.finished(r.ID) {
-			d.release(r, next)
-		}
+		// The host's queue is full too: give the delivery back until the
+		// host is likely to have room. The attempt is not counted; only
+		// its time moves.
+		d.releaseChain(rec, d.cfg.Clock.Now().Add(wait))
+		d.finishedOne()
 		return
 	}
 	for rec != nil { // holding one of the host's slots
-		if d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt) {
+		t0 := time.Now() // real time, as attempts take
+		switch {
+		case d.stopping():
+			d.releaseChain(rec, d.cfg.Clock.Now())
+		case d.cfg.Clock.Now().Add(d.cfg.AttemptTimeout).After(rec.LeaseExpiresAt):
 			// Waited (for a worker, or in the host's queue) until the
 			// lease could run out mid-attempt: let any worker take it
 			// again at once.
-			for r := rec; r != nil; r = d.finished(r.ID) {
-				d.release(r, d.cfg.Clock.Now())
-			}
-		} else {
+			d.releaseChain(rec, d.cfg.Clock.Now())
+		default:
 			d.workChain(w, rec)
 		}
-		rec = d.nextForHost(host)
+		d.finishedOne()
+		rec = d.nextForHost(host, time.Since(t0))
+	}
+}
+
+// releaseChain releases rec and any newer claim of it, due at next.
+func (d *Deliverer) releaseChain(rec *store.Delivery, next time.Time) {
+	for r := rec; r != nil; r = d.finished(r.ID) {
+		d.release(r, next)
 	}
 }
 
@@ -311,8 +324,10 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 	if err != nil {
 		return 0, "", nil, store.ReasonInvalidURL, "cannot build request: " + err.Error(), 0
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", UserAgent)
+	// Shared, capacity-limited values: nothing writes them, and an append
+	// would copy.
+	req.Header["Content-Type"] = contentTypeJSON[:1:1]
+	req.Header["User-Agent"] = userAgent[:1:1]
 	if err := signer.Sign(req.Header, rec.ID.String(), requestID, now, rec.Payload); err != nil {
 		// A Signer that cannot sign is a configuration error; retrying may
 		// meet a fixed Signer (SetSigner).

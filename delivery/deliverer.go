@@ -34,20 +34,23 @@ type Deliverer struct {
 	signer atomic.Pointer[signing.Signer]
 	wake   chan struct{} // capacity 1: "look at the Store again"
 
-	mu      sync.Mutex
-	state   int // 0 new, 1 started, 2 stopped
-	stopCh  chan struct{}
-	runCtx  context.Context
-	abort   context.CancelFunc   // aborts attempts in flight
-	done    chan struct{}        // closed when the dispatcher has returned
-	jobs    chan *store.Delivery // claimed deliveries for the workers
-	workers sync.WaitGroup
-	busy    atomic.Int64 // claimed and handed to a worker, not yet finished
-	ahead   int64        // most deliveries busy at once: 2×Workers
-	refill  int64        // claim only when at least this many are free: Workers/2
+	mu        sync.Mutex
+	state     int // 0 new, 1 started, 2 stopped
+	stopCh    chan struct{}
+	runCtx    context.Context
+	abort     context.CancelFunc   // aborts attempts in flight
+	done      chan struct{}        // closed when the dispatcher has returned
+	jobs      chan *store.Delivery // claimed deliveries for the workers
+	workers   sync.WaitGroup
+	busy      atomic.Int64 // claimed and handed to a worker (or its host's queue), not yet finished
+	ahead     int64        // most deliveries busy at once: 2×Workers
+	refill    int64        // claim only when at least this many are free: Workers/2
+	hostQueue int          // most deliveries waiting for one host's slots (see admit)
 
 	records   chan recordJob // attempts for the recorders; nil when workers record
 	recorders sync.WaitGroup
+
+	lastURL atomic.Pointer[string] // the last callback URL that passed ValidateURL
 
 	open     atomic.Bool  // jobsOpen, read without the lock
 	sendMu   sync.RWMutex // sending on jobs (read) and closing it (write)
@@ -106,6 +109,18 @@ func (d *Deliverer) finished(id uuid.UUID) *store.Delivery {
 type hostState struct {
 	active  int               // attempts in flight (slots taken)
 	waiting []*store.Delivery // claimed, waiting for a slot, oldest first
+	avg     time.Duration     // moving average of the host's attempt times
+	last    time.Time         // when an attempt of the host last ended, or the state was made
+}
+
+// backOff is how long a delivery that found the host's slots and queue full
+// should stay away: about the time the host takes to work through its
+// queue, judged by its recent attempt times and by how long none has ended
+// (a hanging host), from 1 ms to PollInterval. The caller holds flightMu.
+func (d *Deliverer) backOff(h *hostState) time.Duration {
+	per := max(h.avg, time.Since(h.last))
+	wait := per * time.Duration(len(h.waiting)/d.cfg.MaxPerHost+1)
+	return min(max(wait, time.Millisecond), d.cfg.PollInterval)
 }
 
 // admission is what admit decided for a claimed delivery.
@@ -118,33 +133,39 @@ const (
 )
 
 // admit takes one of the host's MaxPerHost slots for rec, or queues rec
-// behind the host's attempts (at most MaxPerHost waiting).
-func (d *Deliverer) admit(host string, rec *store.Delivery) admission {
+// behind the host's attempts. The queue holds up to
+// max(MaxPerHost, 2×Workers − Workers/2 − MaxPerHost) deliveries, so that one
+// host, however slow, leaves the dispatcher room to claim Workers/2
+// deliveries for the others.
+func (d *Deliverer) admit(host string, rec *store.Delivery) (admission, time.Duration) {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
 	h := d.hosts[host]
 	if h == nil {
-		h = &hostState{}
+		h = &hostState{last: time.Now()}
 		d.hosts[host] = h
 	}
 	switch {
 	case h.active < d.cfg.MaxPerHost:
 		h.active++
-		return run
-	case len(h.waiting) < d.cfg.MaxPerHost:
+		return run, 0
+	case len(h.waiting) < d.hostQueue:
 		h.waiting = append(h.waiting, rec)
-		return queued
+		return queued, 0
 	default:
-		return full
+		return full, d.backOff(h)
 	}
 }
 
-// nextForHost hands the caller the host's next waiting delivery, keeping
-// the caller's slot, or frees the slot when none waits.
-func (d *Deliverer) nextForHost(host string) *store.Delivery {
+// nextForHost records that an attempt of the host took took, then hands
+// the caller the host's next waiting delivery, keeping the caller's slot, or
+// frees the slot when none waits.
+func (d *Deliverer) nextForHost(host string, took time.Duration) *store.Delivery {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
 	h := d.hosts[host]
+	h.avg += (took - h.avg) / 8
+	h.last = time.Now()
 	if len(h.waiting) > 0 {
 		rec := h.waiting[0]
 		h.waiting[0] = nil
@@ -251,6 +272,7 @@ func New(cfg Config) (*Deliverer, error) {
 		ahead:   2 * int64(cfg.Workers),
 		refill:  max(1, int64(cfg.Workers)/2),
 	}
+	d.hostQueue = max(cfg.MaxPerHost, int(d.ahead-d.refill)-cfg.MaxPerHost)
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or
 		// timeout of its own, so its transport can be called directly,
@@ -312,8 +334,11 @@ func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackU
 
 // deliver is Deliver (ins nil: the Deliverer's Store) and DeliverTx.
 func (d *Deliverer) deliver(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
-	if err := ValidateURL(callbackURL, d.cfg.AllowURLUserinfo); err != nil {
-		return nil, err
+	if last := d.lastURL.Load(); last == nil || *last != callbackURL {
+		if err := ValidateURL(callbackURL, d.cfg.AllowURLUserinfo); err != nil {
+			return nil, err
+		}
+		d.lastURL.Store(&callbackURL)
 	}
 	body, err := payload.Freeze(p)
 	if err != nil {

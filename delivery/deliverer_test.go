@@ -4,7 +4,9 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -395,4 +397,86 @@ func TestStopReleasesLeasesOfAbortedAttempts(t *testing.T) {
 func TestStartTwice(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	assert.ErrorIs(t, h.d.Start(context.Background()), delivery.ErrStopped)
+}
+
+// A Deliver that finds a free worker inserts the delivery leased and hands
+// it over without a Claim; Deliver before Start stores it due, for the
+// dispatcher. Either way it is attempted once.
+func TestDeliverHandsStraightToAFreeWorker(t *testing.T) {
+	block := make(chan struct{})
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { <-block }, nil)
+	rec := h.deliver(h.srv.URL)
+	require.Eventually(t, func() bool { return len(h.requests()) == 1 }, 5*time.Second, time.Millisecond)
+	got, err := h.st.Get(context.Background(), rec.ID)
+	require.NoError(t, err)
+	assert.NotEqual(t, uuid.Nil, got.LeaseToken, "the delivery was inserted leased")
+	assert.True(t, got.NextAttemptAt.Equal(h.clock.Now().Add(delivery.DefaultLease)), "a leased delivery is not due before its lease expires")
+	assert.True(t, rec.NextAttemptAt.Equal(h.clock.Now()), "Deliver returns the record as due now, not the lease")
+	assert.Equal(t, uuid.Nil, rec.LeaseToken, "Deliver's record does not show the lease")
+	close(block)
+	got = h.waitTerminal(rec.ID)
+	assert.Equal(t, store.StatusSucceeded, got.Status)
+	assert.Len(t, h.requests(), 1)
+}
+
+// Deliver calls racing Stop leave every delivery either attempted or due,
+// never leased, once Stop and the calls have returned, and another
+// Deliverer then delivers every one exactly once.
+func TestDeliverRacingStopLeavesNothingLeased(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	st := store.NewMemory()
+	secret := newSecret(t)
+	newD := func() *delivery.Deliverer {
+		d, err := delivery.New(delivery.Config{Signer: newSigner(t, secret), Store: st, Workers: 4, AllowPrivateNetworks: true})
+		require.NoError(t, err)
+		require.NoError(t, d.Start(context.Background()))
+		return d
+	}
+	d := newD()
+	var ids []uuid.UUID
+	var idsMu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+				require.NoError(t, err)
+				idsMu.Lock()
+				ids = append(ids, rec.ID)
+				idsMu.Unlock()
+			}
+		})
+	}
+	time.Sleep(5 * time.Millisecond)
+	require.NoError(t, d.Stop(context.Background()))
+	wg.Wait()
+	for _, id := range ids {
+		rec, err := st.Get(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, uuid.Nil, rec.LeaseToken, "delivery %s is still leased after Stop and Deliver returned", id)
+	}
+	d2 := newD()
+	defer d2.Stop(context.Background())
+	for _, id := range ids {
+		ok := assert.Eventually(t, func() bool {
+			rec, err := st.Get(context.Background(), id)
+			return err == nil && rec.Status == store.StatusSucceeded
+		}, 10*time.Second, time.Millisecond)
+		if !ok {
+			rec, err := st.Get(context.Background(), id)
+			t.Fatalf("delivery %s did not succeed: %v %+v", id, err, rec)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		assert.Equal(t, 1, got[id.String()], "delivery %s was received %d times", id, got[id.String()])
+	}
 }
