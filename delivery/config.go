@@ -91,6 +91,14 @@ type Config struct {
 	AllowedNetworks []netip.Prefix
 
 	// Workers is how many attempts run at once. Default DefaultWorkers.
+	//
+	// A Deliverer holds leases on at most 2×Workers deliveries it has not
+	// yet attempted (in attempts, waiting for a worker or in a host's
+	// queue): it claims ahead, in batches of Workers/2, and Deliver hands a
+	// new delivery straight to a free worker. With a Store other than the
+	// memory store, Workers recorders write the outcomes, so up to
+	// 2×Workers more deliveries may be attempted and not yet recorded. A
+	// crashed process leaves these leased until the lease expires.
 	Workers int
 
 	// MaxAttempts is how many attempts a delivery gets before it fails.
@@ -135,11 +143,13 @@ type Config struct {
 
 	// MaxPerHost is how many attempts to one destination host (host and
 	// port of the URL) run at once, so one endpoint that hangs until every
-	// timeout cannot occupy every worker. Up to MaxPerHost more deliveries
-	// to the host wait in a queue without holding a worker (the next free
-	// slot of the host takes them at once); beyond that they go back to the
-	// Store for a PollInterval. Default Workers/2 (at least 1); at most
-	// Workers.
+	// timeout cannot occupy every worker. More deliveries to the host wait
+	// in a queue without holding a worker (the next free slot of the host
+	// takes them at once): up to max(MaxPerHost, 2×Workers − Workers/2 −
+	// MaxPerHost), which leaves room to claim work for other hosts. Beyond
+	// that they go back to the Store until the host is likely to have room
+	// (about its recent attempt time, or how long none has ended; at most a
+	// PollInterval). Default Workers/2 (at least 1); at most Workers.
 	MaxPerHost int
 
 	// MaxPayloadBytes is the largest frozen payload Deliver accepts.

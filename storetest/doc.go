@@ -14,7 +14,9 @@
 // bytes kept byte for byte, one pending delivery per batch, one automatic
 // delivery per batch, exclusive and ordered claims, leases fenced by token,
 // attempts recorded at most once and kept oldest first, history newest
-// first, ErrNotFound for unknown deliveries, and copies in and out.
+// first, ErrNotFound for unknown deliveries, and copies in and out. A Store
+// that implements the optional store.LeasedInserter is checked for it too;
+// for one that does not, those subtests skip and say so.
 //
 // The suite never reads a clock: every time it passes is fixed, whole
 // microseconds from 2026-05-06T10:00:00Z, and times are compared with
