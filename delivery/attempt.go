@@ -41,6 +41,10 @@ var (
 
 // worker is one worker goroutine's own state, kept between attempts.
 type worker struct {
+	// ctx is the worker's child of the run context: each attempt's
+	// timeout context hangs off it, so workers do not contend for the run
+	// context's list of children.
+	ctx context.Context
 	buf []byte // response bodies are read into it; grows up to ResponseReadLimit
 }
 
@@ -279,7 +283,7 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 	}
 	res = store.Result{DeliveryID: rec.ID, SigningSecretID: uuid.NullUUID{UUID: signer.Keys().Primary().ID(), Valid: true}}
 
-	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.AttemptTimeout)
+	ctx, cancel := context.WithTimeout(w.ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	status, body, header, reason, detail, elapsed := d.send(ctx, w, rec, a.ID, start, signer)
 	if d.runCtx.Err() != nil && status == 0 {

@@ -551,7 +551,9 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	// attempts.
 	for range d.cfg.Workers {
 		d.workers.Go(func() {
-			var w worker
+			ctx, cancel := context.WithCancel(d.runCtx)
+			defer cancel()
+			w := worker{ctx: ctx}
 			for rec := range d.jobs {
 				d.work(&w, rec)
 			}

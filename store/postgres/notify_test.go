@@ -167,3 +167,49 @@ func listenerGoroutines() int {
 	}
 	return strings.Count(string(buf), "store/postgres.(*Store).listen(")
 }
+
+// Deliveries inserted leased (InsertLeased, here concurrently, so in groups)
+// notify nobody: no other process may claim them before the lease expires.
+// A plain Insert in the same group still notifies.
+func TestInsertLeasedNotifiesNobody(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.DSN)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	channel := "hookline:" + db.Schema
+	_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
+	require.NoError(t, err)
+
+	now := time.Now().Truncate(time.Microsecond)
+	ds := make([]*store.Delivery, 40)
+	for i := range ds {
+		ds[i] = storetest.NewDelivery(uuid.New(), now)
+		ds[i].LeaseToken = uuid.New()
+		ds[i].LeaseExpiresAt = now.Add(time.Hour)
+	}
+	errs := runConcurrently(len(ds), func(i int) error { return db.Store.InsertLeased(ctx, ds[i]) })
+	for i, err := range errs {
+		require.NoError(t, err, "InsertLeased %d", i)
+	}
+	_, err = db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel)
+	require.NoError(t, err)
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(wait)
+	require.NoError(t, err)
+	assert.Equal(t, "marker", n.Payload, "a leased insert must send no notification")
+	for _, d := range ds {
+		got, err := db.Store.Get(ctx, d.ID)
+		require.NoError(t, err)
+		assert.Equal(t, d.LeaseToken, got.LeaseToken, "delivery %s keeps its caller's lease", d.ID)
+	}
+	claimed, err := db.Store.Claim(ctx, now.Add(time.Minute), 100, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, claimed, "nothing inserted leased is due before its lease expires")
+
+	insertOne(t, db.Store)
+	n, err = conn.WaitForNotification(wait)
+	require.NoError(t, err)
+	assert.Equal(t, "", n.Payload, "a plain insert notifies")
+}
