@@ -97,7 +97,8 @@ func TestDrippingBodyIsCutOffByTheAttemptTimeout(t *testing.T) {
 
 // TestOneHangingHostDoesNotStallOthers: with four workers and MaxPerHost 2,
 // a receiver that hangs until every attempt times out holds at most two
-// workers; the healthy receiver's deliveries finish while it still hangs.
+// workers, and its 30 deliveries leave the dispatcher room to claim others;
+// the healthy receiver's deliveries finish while it still hangs.
 func TestOneHangingHostDoesNotStallOthers(t *testing.T) {
 	release := make(chan struct{})
 	var hanging atomic.Int32
@@ -121,8 +122,10 @@ func TestOneHangingHostDoesNotStallOthers(t *testing.T) {
 	// The hanging host's receiver is the same server under another name:
 	// 127.0.0.1 and localhost are different hosts to the limit.
 	hangURL := strings.Replace(h.srv.URL, "127.0.0.1", "localhost", 1) + "/hang"
+	// More than the host's slots, its queue and the deliveries claimed
+	// ahead: the rest are given back to the store.
 	var slow []uuid.UUID
-	for range 6 {
+	for range 30 {
 		slow = append(slow, h.deliver(hangURL).ID)
 	}
 	require.Eventually(t, func() bool { return hanging.Load() == 2 }, 5*time.Second, time.Millisecond)
