@@ -324,7 +324,7 @@ func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.C
 // outbox pattern), and nothing is sent for a transaction that rolled back. ins
 // must write to the same database as the Deliverer's Store. Workers find the
 // delivery once the transaction commits (at once with LISTEN/NOTIFY, else at
-// the next poll).
+// the next poll). A nil ins is refused with ErrInvalidConfig.
 func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
 	if ins == nil {
 		return nil, fmt.Errorf("deliver batch %s: DeliverTx with a nil Inserter: %w", p.BatchID, ErrInvalidConfig)

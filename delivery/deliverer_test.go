@@ -480,3 +480,9 @@ func TestDeliverRacingStopLeavesNothingLeased(t *testing.T) {
 		assert.Equal(t, 1, got[id.String()], "delivery %s was received %d times", id, got[id.String()])
 	}
 }
+
+func TestDeliverTxRefusesANilInserter(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	_, err := h.d.DeliverTx(context.Background(), nil, h.srv.URL, callback(uuid.New()))
+	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+}
