@@ -41,11 +41,47 @@ var (
 
 // worker is one worker goroutine's own state, kept between attempts.
 type worker struct {
-	// ctx is the worker's child of the run context: each attempt's
-	// timeout context hangs off it, so workers do not contend for the run
-	// context's list of children.
-	ctx context.Context
-	buf []byte // response bodies are read into it; grows up to ResponseReadLimit
+	// Attempts run under ctx, a child of the run context that lasts from
+	// attempt to attempt: timer cancels it, with errAttemptTimeout as the
+	// cause, when an attempt outlasts AttemptTimeout, and only then is a
+	// new one made. This spares each attempt a context, a timer and a
+	// channel of its own.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	buf    []byte // response bodies are read into it; grows up to ResponseReadLimit
+}
+
+// errAttemptTimeout is the cause with which an attempt's context ends when
+// the attempt outlasts Config.AttemptTimeout.
+var errAttemptTimeout = errors.New("attempt timeout exceeded")
+
+// begin returns the context for an attempt, which ends after timeout.
+func (w *worker) begin(parent context.Context, timeout time.Duration) context.Context {
+	if w.ctx == nil {
+		ctx, cancel := context.WithCancelCause(parent)
+		w.ctx, w.cancel = ctx, cancel
+		w.timer = time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
+		return ctx
+	}
+	w.timer.Reset(timeout)
+	return w.ctx
+}
+
+// end disarms the attempt's timer. A context the timer has ended, or is
+// ending, is not used again.
+func (w *worker) end() {
+	if !w.timer.Stop() {
+		w.ctx = nil // the timer's function cancels it
+	}
+}
+
+// close releases the worker's context when the worker stops.
+func (w *worker) close() {
+	if w.ctx != nil {
+		w.timer.Stop()
+		w.cancel(nil)
+	}
 }
 
 // readBody reads r to its end or to limit bytes into w.buf and returns them;
@@ -283,9 +319,9 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 	}
 	res = store.Result{DeliveryID: rec.ID, SigningSecretID: uuid.NullUUID{UUID: signer.Keys().Primary().ID(), Valid: true}}
 
-	ctx, cancel := context.WithTimeout(w.ctx, d.cfg.AttemptTimeout)
-	defer cancel()
+	ctx := w.begin(d.runCtx, d.cfg.AttemptTimeout)
 	status, body, header, reason, detail, elapsed := d.send(ctx, w, rec, a.ID, start, signer)
+	w.end()
 	if d.runCtx.Err() != nil && status == 0 {
 		return res, true
 	}
@@ -400,7 +436,8 @@ func classify(ctx context.Context, err error) (store.FailureReason, string) {
 		return store.ReasonBlockedDestination, msg
 	case errors.As(err, &badURL): // a host the guard's dialer will not resolve
 		return store.ReasonInvalidURL, badURL.Error()
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+	case errors.Is(err, errAttemptTimeout) || context.Cause(ctx) == errAttemptTimeout ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		return store.ReasonTimeout, msg
 	case errors.As(err, &dnsErr):
 		return store.ReasonDNSError, msg

@@ -551,9 +551,8 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	// attempts.
 	for range d.cfg.Workers {
 		d.workers.Go(func() {
-			ctx, cancel := context.WithCancel(d.runCtx)
-			defer cancel()
-			w := worker{ctx: ctx}
+			var w worker
+			defer w.close()
 			for rec := range d.jobs {
 				d.work(&w, rec)
 			}

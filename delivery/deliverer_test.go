@@ -180,6 +180,33 @@ func TestSlowReceiverTimesOut(t *testing.T) {
 	assert.GreaterOrEqual(t, got.Attempts[0].ResponseTimeMS, int64(100))
 }
 
+// A receiver that answers 200 and then stalls its body is cut off by
+// AttemptTimeout (the delivery succeeds: the status came; the cut is noted),
+// and the same worker's next attempt gets a full timeout of its own (a
+// worker reuses its attempt context until a timeout ends it).
+func TestAttemptTimeoutBoundsTheBodyAndStartsAfresh(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}, func(c *delivery.Config) {
+		c.AttemptTimeout = 100 * time.Millisecond
+		c.Workers = 1 // every attempt on one worker
+	})
+	defer close(release)
+	for i := range 2 {
+		rec := h.deliver(h.srv.URL)
+		got := h.waitTerminal(rec.ID)
+		assert.Equal(t, store.StatusSucceeded, got.Status, "delivery %d", i)
+		assert.Contains(t, got.Attempts[0].ErrorMessage, "attempt timeout exceeded", "delivery %d", i)
+		assert.GreaterOrEqual(t, got.Attempts[0].ResponseTimeMS, int64(100), "delivery %d ran its full timeout", i)
+	}
+}
+
 func TestRedirectIsNotFollowed(t *testing.T) {
 	var followed atomic.Bool
 	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
