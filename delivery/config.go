@@ -49,8 +49,8 @@ type Config struct {
 	// redirect, reuses connections, ignores the HTTP_PROXY and HTTPS_PROXY
 	// environment variables (through a proxy the guard would check the
 	// proxy's address, not the receiver's), and bounds connecting and the
-	// TLS handshake by min(10 s, AttemptTimeout) and waiting for response
-	// headers by AttemptTimeout.
+	// TLS handshake by min(10 s, AttemptTimeout). Every attempt, through
+	// any client, is bounded as a whole by AttemptTimeout.
 	//
 	// A client you bring is used as is, and the destination guard is NOT
 	// applied to it: any customer's callback URL can then make your servers
@@ -278,8 +278,10 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // defaultHTTPClient follows no redirect, keeps an idle connection per worker
-// for each host, bounds each phase of a request by attemptTimeout,
-// and, unless g is nil, refuses destinations through g at dial time.
+// for each host, bounds connecting and TLS handshakes, and, unless g is nil,
+// refuses destinations through g at dial time. The rest of an attempt
+// (waiting for headers, reading the body) is bounded by the attempt's own
+// timer (see worker.begin), so the transport keeps no timer per request.
 func defaultHTTPClient(attemptTimeout time.Duration, workers int, g *guard) *http.Client {
 	dialer := &net.Dialer{
 		Timeout:   min(maxConnectTimeout, attemptTimeout),
@@ -293,7 +295,6 @@ func defaultHTTPClient(attemptTimeout time.Duration, workers int, g *guard) *htt
 		tr.DialContext = g.dialContext(dialer)
 	}
 	tr.TLSHandshakeTimeout = min(maxConnectTimeout, attemptTimeout)
-	tr.ResponseHeaderTimeout = attemptTimeout
 	tr.MaxIdleConns = 0 // no global cap
 	tr.MaxIdleConnsPerHost = workers
 	tr.ForceAttemptHTTP2 = true

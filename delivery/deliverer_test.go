@@ -177,6 +177,7 @@ func TestSlowReceiverTimesOut(t *testing.T) {
 	got := h.waitAttempts(rec.ID, 1)
 	assert.Equal(t, store.StatusPending, got.Status)
 	assert.Equal(t, store.ReasonTimeout, got.FailureReason)
+	assert.Contains(t, got.Attempts[0].ErrorMessage, "attempt timeout exceeded")
 	assert.GreaterOrEqual(t, got.Attempts[0].ResponseTimeMS, int64(100))
 }
 
