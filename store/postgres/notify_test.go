@@ -76,21 +76,29 @@ func TestNotifyWakesAnotherReplica(t *testing.T) {
 
 // The notification of an insert made in a transaction is sent on commit,
 // and never for a rollback. A raw LISTEN connection sees the exact sequence.
+// listen returns a connection of its own listening on the schema's channel,
+// and the channel's name.
+func listen(t *testing.T, db *testDB) (*pgx.Conn, string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), db.DSN)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	channel := "hookline:" + db.Schema
+	_, err = conn.Exec(context.Background(), "LISTEN "+pgx.Identifier{channel}.Sanitize())
+	require.NoError(t, err)
+	return conn, channel
+}
+
 func TestNotifyOnlyOnCommit(t *testing.T) {
 	db := newTestDB(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.DSN)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	channel := pgx.Identifier{"hookline:" + db.Schema}.Sanitize()
-	_, err = conn.Exec(ctx, "LISTEN "+channel)
-	require.NoError(t, err)
+	conn, channel := listen(t, db)
 
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	insertOne(t, db.Store.Tx(tx))
 	require.NoError(t, tx.Rollback(ctx))
-	_, err = db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", "hookline:"+db.Schema)
+	_, err = db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel)
 	require.NoError(t, err)
 
 	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -174,12 +182,7 @@ func listenerGoroutines() int {
 func TestInsertLeasedNotifiesNobody(t *testing.T) {
 	db := newTestDB(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.DSN)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	channel := "hookline:" + db.Schema
-	_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
-	require.NoError(t, err)
+	conn, channel := listen(t, db)
 
 	now := time.Now().Truncate(time.Microsecond)
 	ds := make([]*store.Delivery, 40)
@@ -192,7 +195,7 @@ func TestInsertLeasedNotifiesNobody(t *testing.T) {
 	for i, err := range errs {
 		require.NoError(t, err, "InsertLeased %d", i)
 	}
-	_, err = db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel)
+	_, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel)
 	require.NoError(t, err)
 	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
