@@ -89,6 +89,26 @@ func listen(t *testing.T, db *testDB) (*pgx.Conn, string) {
 	return conn, channel
 }
 
+// nextPayload returns the payload of the next notification conn receives,
+// waiting at most 5 s.
+func nextPayload(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	wait, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(wait)
+	require.NoError(t, err)
+	return n.Payload
+}
+
+// nothingNotified sends a marker on channel and requires it to be the next
+// notification conn receives: nothing was notified before it.
+func nothingNotified(t *testing.T, db *testDB, conn *pgx.Conn, channel, why string) {
+	t.Helper()
+	_, err := db.Pool.Exec(context.Background(), "SELECT pg_notify($1, 'marker')", channel)
+	require.NoError(t, err)
+	assert.Equal(t, "marker", nextPayload(t, conn), why)
+}
+
 func TestNotifyOnlyOnCommit(t *testing.T) {
 	db := newTestDB(t)
 	ctx := context.Background()
@@ -98,23 +118,14 @@ func TestNotifyOnlyOnCommit(t *testing.T) {
 	require.NoError(t, err)
 	insertOne(t, db.Store.Tx(tx))
 	require.NoError(t, tx.Rollback(ctx))
-	_, err = db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel)
-	require.NoError(t, err)
-
-	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	n, err := conn.WaitForNotification(wait)
-	require.NoError(t, err)
-	assert.Equal(t, "marker", n.Payload, "a rolled-back insert must send no notification")
+	nothingNotified(t, db, conn, channel, "a rolled-back insert must send no notification")
 
 	tx, err = db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	insertOne(t, db.Store.Tx(tx))
 	insertOne(t, db.Store.Tx(tx))
 	require.NoError(t, tx.Commit(ctx))
-	n, err = conn.WaitForNotification(wait)
-	require.NoError(t, err)
-	assert.Equal(t, "", n.Payload, "a committed insert must notify")
+	assert.Equal(t, "", nextPayload(t, conn), "a committed insert must notify")
 }
 
 func TestNotifyResumesAfterTheListenerIsTerminated(t *testing.T) {
@@ -195,13 +206,7 @@ func TestInsertLeasedNotifiesNobody(t *testing.T) {
 	for i, err := range errs {
 		require.NoError(t, err, "InsertLeased %d", i)
 	}
-	_, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel)
-	require.NoError(t, err)
-	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	n, err := conn.WaitForNotification(wait)
-	require.NoError(t, err)
-	assert.Equal(t, "marker", n.Payload, "a leased insert must send no notification")
+	nothingNotified(t, db, conn, channel, "a leased insert must send no notification")
 	for _, d := range ds {
 		got, err := db.Store.Get(ctx, d.ID)
 		require.NoError(t, err)
@@ -212,7 +217,5 @@ func TestInsertLeasedNotifiesNobody(t *testing.T) {
 	assert.Empty(t, claimed, "nothing inserted leased is due before its lease expires")
 
 	insertOne(t, db.Store)
-	n, err = conn.WaitForNotification(wait)
-	require.NoError(t, err)
-	assert.Equal(t, "", n.Payload, "a plain insert notifies")
+	assert.Equal(t, "", nextPayload(t, conn), "a plain insert notifies")
 }
