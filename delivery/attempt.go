@@ -319,8 +319,11 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 	}
 	res = store.Result{DeliveryID: rec.ID, SigningSecretID: uuid.NullUUID{UUID: signer.Keys().Primary().ID(), Valid: true}}
 
+	// Real time, read before the timer is armed: an attempt cut off by the
+	// timeout records at least AttemptTimeout.
+	t0 := time.Now()
 	ctx := w.begin(d.runCtx, d.cfg.AttemptTimeout)
-	status, body, header, reason, detail, elapsed := d.send(ctx, w, rec, a.ID, start, signer)
+	status, body, header, reason, detail, elapsed := d.send(ctx, w, rec, a.ID, start, t0, signer)
 	w.end()
 	if d.runCtx.Err() != nil && status == 0 {
 		return res, true
@@ -357,9 +360,9 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 	return res, false
 }
 
-// send POSTs the frozen bytes and reads the response under the body limit.
-// reason is empty for a 2xx.
-func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, requestID uuid.UUID, now time.Time, signer *signing.Signer) (status int, body string, header http.Header, reason store.FailureReason, detail string, elapsed time.Duration) {
+// send POSTs the frozen bytes and reads the response under the body limit;
+// elapsed is the real time since t0. reason is empty for a 2xx.
+func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, requestID uuid.UUID, now, t0 time.Time, signer *signing.Signer) (status int, body string, header http.Header, reason store.FailureReason, detail string, elapsed time.Duration) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rec.CallbackURL, bytes.NewReader(rec.Payload))
 	if err != nil {
 		return 0, "", nil, store.ReasonInvalidURL, "cannot build request: " + err.Error(), 0
@@ -374,7 +377,6 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 		return 0, "", nil, store.ReasonConnectionError, "not sent: signing failed: " + err.Error(), 0
 	}
 
-	t0 := time.Now() // real time: this measures real I/O
 	resp, err := d.do(req)
 	if err != nil {
 		reason, detail := classify(ctx, err)
