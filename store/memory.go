@@ -107,8 +107,7 @@ func (m *Memory) add(e memEntry) (int32, error) {
 
 // Insert adds a new pending delivery, copying d (see Store.Insert). Besides
 // ErrConflict it returns a descriptive error, inserting nothing, when d is
-// not a valid new delivery: nil ID or BatchID, zero NextAttemptAt, a status
-// other than pending, attempts already made, or an ID already stored. The
+// not a valid new delivery (see CheckNew) or its ID is already stored. The
 // lease fields of d are ignored. Insert is safe for concurrent use.
 func (m *Memory) Insert(ctx context.Context, d *Delivery) error {
 	return m.insert(ctx, d, false)
@@ -126,13 +125,12 @@ func (m *Memory) insert(ctx context.Context, d *Delivery, leased bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateNew(d); err != nil {
-		return err
-	}
+	check := CheckNew
 	if leased {
-		if err := validateLease(d); err != nil {
-			return err
-		}
+		check = CheckLeased
+	}
+	if err := check(d); err != nil {
+		return err
 	}
 	e := memEntry{d: *d, older: -1}
 	e.d.Payload = bytes.Clone(d.Payload)
@@ -171,40 +169,6 @@ func (m *Memory) insert(ctx context.Context, d *Delivery, leased bool) error {
 	m.linkBatch(i)
 	m.push(i)
 	return nil
-}
-
-// validateLease checks the lease of a delivery for InsertLeased.
-func validateLease(d *Delivery) error {
-	switch {
-	case d.LeaseToken == uuid.Nil:
-		return fmt.Errorf("store: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
-	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
-		return fmt.Errorf("store: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
-	}
-	return nil
-}
-
-func validateNew(d *Delivery) error {
-	var problem string
-	switch {
-	case d == nil:
-		return errors.New("store: insert delivery: nil delivery")
-	case d.ID == uuid.Nil:
-		problem = "ID is the nil UUID; set it (uuid.NewV7)"
-	case d.BatchID == uuid.Nil:
-		problem = "BatchID is the nil UUID"
-	case d.Status != StatusPending:
-		problem = fmt.Sprintf("Status is %q, want %q", d.Status, StatusPending)
-	case d.AttemptCount != 0 || len(d.Attempts) != 0:
-		problem = fmt.Sprintf("AttemptCount is %d with %d attempts, want a delivery with no attempts", d.AttemptCount, len(d.Attempts))
-	case d.NextAttemptAt.IsZero():
-		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
-	case !d.CompletedAt.IsZero():
-		problem = "CompletedAt is set on a pending delivery"
-	default:
-		return nil
-	}
-	return fmt.Errorf("store: insert delivery %s: %s", d.ID, problem)
 }
 
 // linkBatch puts delivery i into its batch's list, which runs newest first
@@ -305,8 +269,11 @@ func (m *Memory) Record(ctx context.Context, leaseToken uuid.UUID, r Result) err
 	if err != nil {
 		return err
 	}
-	if err := validateResult(&e.d, &r); err != nil {
+	if err := CheckResult(&r); err != nil {
 		return err
+	}
+	if r.Attempt.AttemptNumber != e.d.AttemptCount+1 {
+		return fmt.Errorf("store: record attempt on delivery %s: Attempt.AttemptNumber is %d, want %d (AttemptCount+1)", r.DeliveryID, r.Attempt.AttemptNumber, e.d.AttemptCount+1)
 	}
 	a := r.Attempt
 	a.CreatedAt = a.CreatedAt.Round(0)
@@ -327,29 +294,6 @@ func (m *Memory) Record(ctx context.Context, leaseToken uuid.UUID, r Result) err
 		m.rekey(int(e.heapIdx), e.d.NextAttemptAt)
 	}
 	return nil
-}
-
-func validateResult(d *Delivery, r *Result) error {
-	var problem string
-	switch {
-	case r.Attempt.DeliveryID != r.DeliveryID:
-		problem = fmt.Sprintf("Attempt.DeliveryID is %s, want the Result's DeliveryID", r.Attempt.DeliveryID)
-	case r.Attempt.AttemptNumber != d.AttemptCount+1:
-		problem = fmt.Sprintf("Attempt.AttemptNumber is %d, want %d (AttemptCount+1)", r.Attempt.AttemptNumber, d.AttemptCount+1)
-	case r.Status != StatusPending && !r.Status.Terminal():
-		problem = fmt.Sprintf("Status %q is not a delivery status", r.Status)
-	case r.Status == StatusPending && r.NextAttemptAt.IsZero():
-		problem = "NextAttemptAt is zero for a pending delivery; set when it is due again"
-	case r.Status == StatusPending && !r.CompletedAt.IsZero():
-		problem = "CompletedAt is set for a pending delivery"
-	case r.Status.Terminal() && !r.NextAttemptAt.IsZero():
-		problem = fmt.Sprintf("NextAttemptAt is set for a %s delivery; leave it zero", r.Status)
-	case r.Status.Terminal() && r.CompletedAt.IsZero():
-		problem = fmt.Sprintf("CompletedAt is zero for a %s delivery", r.Status)
-	default:
-		return nil
-	}
-	return fmt.Errorf("store: record attempt on delivery %s: %s", r.DeliveryID, problem)
 }
 
 // Release gives a leased delivery back, due again at next, without recording

@@ -18,15 +18,14 @@ import (
 // Insert adds a new pending delivery in its own transaction and notifies
 // the schema's listeners when it commits (see Store.Insert and Notify).
 // Besides store.ErrConflict it returns a descriptive error, inserting
-// nothing, when d is not a valid new delivery (nil ID or BatchID, a status
-// other than pending, attempts already made, zero NextAttemptAt, CompletedAt
-// set) or its ID is already stored. The lease fields of d are ignored. Insert
+// nothing, when d is not a valid new delivery (see store.CheckNew) or its ID
+// is already stored. The lease fields of d are ignored. Insert
 // is safe for concurrent use.
 func (s *Store) Insert(ctx context.Context, d *store.Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateNew(d); err != nil {
+	if err := store.CheckNew(d); err != nil {
 		return err
 	}
 	return s.insert(ctx, unleased(d))
@@ -41,14 +40,8 @@ func (s *Store) InsertLeased(ctx context.Context, d *store.Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateNew(d); err != nil {
+	if err := store.CheckLeased(d); err != nil {
 		return err
-	}
-	switch {
-	case d.LeaseToken == uuid.Nil:
-		return fmt.Errorf("postgres: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
-	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
-		return fmt.Errorf("postgres: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
 	}
 	c := *d
 	c.NextAttemptAt = d.LeaseExpiresAt // as after a Claim
@@ -104,7 +97,7 @@ func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateNew(d); err != nil {
+	if err := store.CheckNew(d); err != nil {
 		return err
 	}
 	return t.s.insertOne(ctx, t.tx, unleased(d))
@@ -227,29 +220,4 @@ func (s *Store) insertConflict(ctx context.Context, q querier, d *store.Delivery
 		// snapshot (a REPEATABLE READ caller), or has changed since.
 		return fmt.Errorf("insert delivery %s: batch %s has a conflicting delivery: %w", d.ID, d.BatchID, store.ErrConflict)
 	}
-}
-
-func validateNew(d *store.Delivery) error {
-	var problem string
-	switch {
-	case d == nil:
-		return errors.New("postgres: insert delivery: nil delivery")
-	case d.ID == uuid.Nil:
-		problem = "ID is the nil UUID; set it (uuid.NewV7)"
-	case d.BatchID == uuid.Nil:
-		problem = "BatchID is the nil UUID"
-	case d.Status != store.StatusPending:
-		problem = fmt.Sprintf("Status is %q, want %q", d.Status, store.StatusPending)
-	case d.AttemptCount != 0 || len(d.Attempts) != 0:
-		problem = fmt.Sprintf("AttemptCount is %d with %d attempts, want a delivery with no attempts", d.AttemptCount, len(d.Attempts))
-	case d.NextAttemptAt.IsZero():
-		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
-	case !d.CompletedAt.IsZero():
-		problem = "CompletedAt is set on a pending delivery"
-	case d.Payload == nil:
-		problem = "Payload is nil"
-	default:
-		return nil
-	}
-	return fmt.Errorf("postgres: insert delivery %s: %s", d.ID, problem)
 }

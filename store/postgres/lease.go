@@ -95,7 +95,7 @@ func (s *Store) Record(ctx context.Context, leaseToken uuid.UUID, r store.Result
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateResult(&r); err != nil {
+	if err := store.CheckResult(&r); err != nil {
 		return err
 	}
 	if s.records == nil {
@@ -254,27 +254,4 @@ func (s *Store) fenceError(ctx context.Context, verb string, id, token uuid.UUID
 		// The lease changed between the write and this read.
 		return fmt.Errorf("%s %s: %w", verb, id, store.ErrLeaseLost)
 	}
-}
-
-func validateResult(r *store.Result) error {
-	var problem string
-	switch {
-	case r.Attempt.DeliveryID != r.DeliveryID:
-		problem = fmt.Sprintf("Attempt.DeliveryID is %s, want the Result's DeliveryID", r.Attempt.DeliveryID)
-	case r.Attempt.AttemptNumber < 1:
-		problem = fmt.Sprintf("Attempt.AttemptNumber is %d, want AttemptCount+1", r.Attempt.AttemptNumber)
-	case r.Status != store.StatusPending && !r.Status.Terminal():
-		problem = fmt.Sprintf("Status %q is not a delivery status", r.Status)
-	case r.Status == store.StatusPending && r.NextAttemptAt.IsZero():
-		problem = "NextAttemptAt is zero for a pending delivery; set when it is due again"
-	case r.Status == store.StatusPending && !r.CompletedAt.IsZero():
-		problem = "CompletedAt is set for a pending delivery"
-	case r.Status.Terminal() && !r.NextAttemptAt.IsZero():
-		problem = fmt.Sprintf("NextAttemptAt is set for a %s delivery; leave it zero", r.Status)
-	case r.Status.Terminal() && r.CompletedAt.IsZero():
-		problem = fmt.Sprintf("CompletedAt is zero for a %s delivery", r.Status)
-	default:
-		return nil
-	}
-	return fmt.Errorf("postgres: record attempt on delivery %s: %s", r.DeliveryID, problem)
 }

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// CheckNew returns a descriptive error when d is not a valid new delivery
+// for Insert: nil, a nil ID or BatchID, a status other than pending,
+// attempts already made, a zero NextAttemptAt, CompletedAt set, or a nil
+// Payload. It sees only d: duplicates and conflicts are the Store's to find.
+// hookline's stores call it first; a custom Store may too.
+func CheckNew(d *Delivery) error {
+	var problem string
+	switch {
+	case d == nil:
+		return errors.New("store: insert delivery: nil delivery")
+	case d.ID == uuid.Nil:
+		problem = "ID is the nil UUID; set it (uuid.NewV7)"
+	case d.BatchID == uuid.Nil:
+		problem = "BatchID is the nil UUID"
+	case d.Status != StatusPending:
+		problem = fmt.Sprintf("Status is %q, want %q", d.Status, StatusPending)
+	case d.AttemptCount != 0 || len(d.Attempts) != 0:
+		problem = fmt.Sprintf("AttemptCount is %d with %d attempts, want a delivery with no attempts", d.AttemptCount, len(d.Attempts))
+	case d.NextAttemptAt.IsZero():
+		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
+	case !d.CompletedAt.IsZero():
+		problem = "CompletedAt is set on a pending delivery"
+	case d.Payload == nil:
+		problem = "Payload is nil"
+	default:
+		return nil
+	}
+	return fmt.Errorf("store: insert delivery %s: %s", d.ID, problem)
+}
+
+// CheckLeased is CheckNew for LeasedInserter.InsertLeased: d must also carry
+// a lease token and a LeaseExpiresAt after its NextAttemptAt.
+func CheckLeased(d *Delivery) error {
+	if err := CheckNew(d); err != nil {
+		return err
+	}
+	switch {
+	case d.LeaseToken == uuid.Nil:
+		return fmt.Errorf("store: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
+	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
+		return fmt.Errorf("store: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
+	}
+	return nil
+}
+
+// CheckResult returns a descriptive error when r is inconsistent for
+// Record: an Attempt.DeliveryID other than r.DeliveryID, an AttemptNumber
+// below 1, an unknown status, or times that do not fit the status (a
+// pending result needs NextAttemptAt and no CompletedAt; a terminal one the
+// reverse). That the attempt number follows the delivery's AttemptCount is
+// the Store's to check against what it holds.
+func CheckResult(r *Result) error {
+	var problem string
+	switch {
+	case r.Attempt.DeliveryID != r.DeliveryID:
+		problem = fmt.Sprintf("Attempt.DeliveryID is %s, want the Result's DeliveryID", r.Attempt.DeliveryID)
+	case r.Attempt.AttemptNumber < 1:
+		problem = fmt.Sprintf("Attempt.AttemptNumber is %d, want AttemptCount+1", r.Attempt.AttemptNumber)
+	case r.Status != StatusPending && !r.Status.Terminal():
+		problem = fmt.Sprintf("Status %q is not a delivery status", r.Status)
+	case r.Status == StatusPending && r.NextAttemptAt.IsZero():
+		problem = "NextAttemptAt is zero for a pending delivery; set when it is due again"
+	case r.Status == StatusPending && !r.CompletedAt.IsZero():
+		problem = "CompletedAt is set for a pending delivery"
+	case r.Status.Terminal() && !r.NextAttemptAt.IsZero():
+		problem = fmt.Sprintf("NextAttemptAt is set for a %s delivery; leave it zero", r.Status)
+	case r.Status.Terminal() && r.CompletedAt.IsZero():
+		problem = fmt.Sprintf("CompletedAt is zero for a %s delivery", r.Status)
+	default:
+		return nil
+	}
+	return fmt.Errorf("store: record attempt on delivery %s: %s", r.DeliveryID, problem)
+}
