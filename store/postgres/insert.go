@@ -150,17 +150,8 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 	rows, err := s.pool.Query(ctx, s.sql.insertGroup, ids, batches, urls, payloads, secrets, automatic,
 		maxAttempts, next, ctd, upd, ords, s.channel, tokens, expires)
 	if err == nil {
-		for rows.Next() {
-			var id [16]byte
-			if err = rows.Scan(&id, nil); err != nil {
-				break
-			}
-			inserted[id] = true
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
+		var id [16]byte
+		_, err = pgx.ForEachRow(rows, []any{&id, nil}, func() error { inserted[id] = true; return nil })
 	}
 	if err != nil {
 		if serverRefused(err) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/hookline/hookline/store"
@@ -157,17 +158,8 @@ func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]
 		secrets, numbers, next, updated, completed,
 		attemptIDs, codes, bodies, elapsed, errMsgs, attemptReasons, attemptAt)
 	if err == nil {
-		for rows.Next() {
-			var ord int32
-			if err = rows.Scan(&ord); err != nil {
-				break
-			}
-			applied[ord] = true
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
+		var ord int32
+		_, err = pgx.ForEachRow(rows, []any{&ord}, func() error { applied[ord] = true; return nil })
 	}
 	if err != nil {
 		if serverRefused(err) {
