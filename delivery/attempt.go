@@ -49,7 +49,8 @@ type worker struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
-	buf    []byte // response bodies are read into it; grows up to ResponseReadLimit
+	body   bytes.Buffer     // response bodies are read into it, kept between attempts
+	limit  io.LimitedReader // caps each read at ResponseReadLimit
 }
 
 // errAttemptTimeout is the cause with which an attempt's context ends when
@@ -84,33 +85,14 @@ func (w *worker) close() {
 	}
 }
 
-// readBody reads r to its end or to limit bytes into w.buf and returns them;
-// the slice is valid until the next call.
+// readBody reads r to its end or to limit bytes into w.body and returns
+// them; the slice is valid until the next call.
 func (w *worker) readBody(r io.Reader, limit int) ([]byte, error) {
-	if w.buf == nil {
-		w.buf = make([]byte, 0, min(limit, 512))
-	}
-	b := w.buf[:0]
-	for {
-		if len(b) == cap(b) {
-			if len(b) >= limit {
-				return b, nil
-			}
-			b = append(b, 0)[:len(b)] // grow
-			w.buf = b
-		}
-		n, err := r.Read(b[len(b):min(cap(b), limit)])
-		b = b[:len(b)+n]
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			return b, err
-		}
-		if len(b) >= limit {
-			return b, nil
-		}
-	}
+	w.body.Reset()
+	w.limit = io.LimitedReader{R: r, N: int64(limit)}
+	_, err := w.body.ReadFrom(&w.limit)
+	w.limit.R = nil // keep no reference to the response
+	return w.body.Bytes(), err
 }
 
 // work makes one attempt of a claimed delivery and records it, then any
@@ -206,7 +188,7 @@ func (d *Deliverer) recordLoop() {
 		if newer := d.finished(j.rec.ID); newer != nil {
 			d.sendMu.RLock()
 			sent := false
-			if d.jobsOpen {
+			if d.open.Load() {
 				d.busy.Add(1)
 				select {
 				case d.jobs <- newer:
@@ -217,9 +199,7 @@ func (d *Deliverer) recordLoop() {
 			}
 			d.sendMu.RUnlock()
 			if !sent {
-				for r := newer; r != nil; r = d.finished(r.ID) {
-					d.release(r, d.cfg.Clock.Now())
-				}
+				d.releaseChain(newer, d.cfg.Clock.Now())
 			}
 		}
 	}

@@ -52,9 +52,11 @@ type Deliverer struct {
 
 	lastURL atomic.Pointer[string] // the last callback URL that passed ValidateURL
 
-	open     atomic.Bool  // jobsOpen, read without the lock
-	sendMu   sync.RWMutex // sending on jobs (read) and closing it (write)
-	jobsOpen bool         // the workers take jobs: started, jobs not closed
+	// open says the workers take jobs: started, jobs not closed. It is set
+	// under sendMu's write lock; a send on jobs checks it under the read
+	// lock, and reserve reads it without the lock.
+	open   atomic.Bool
+	sendMu sync.RWMutex
 
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
@@ -470,7 +472,7 @@ func (d *Deliverer) enqueueLeased(ctx context.Context, li store.LeasedInserter, 
 	}
 	job.NextAttemptAt = job.LeaseExpiresAt // as stored
 	d.sendMu.RLock()
-	open := d.jobsOpen
+	open := d.open.Load()
 	if open {
 		d.claimed(&job)
 		d.jobs <- &job // never blocks: see Start
@@ -533,7 +535,6 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	// send.
 	d.jobs = make(chan *store.Delivery, 2*d.ahead)
 	d.sendMu.Lock()
-	d.jobsOpen = true
 	d.open.Store(true)
 	d.sendMu.Unlock()
 	// A Store other than the memory store commits each Record, which takes
@@ -616,7 +617,6 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 	defer close(d.done)
 	defer func() {
 		d.sendMu.Lock()
-		d.jobsOpen = false
 		d.open.Store(false)
 		close(d.jobs)
 		d.sendMu.Unlock()
