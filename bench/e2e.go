@@ -243,15 +243,20 @@ func bareArm(url string, body []byte) armRun {
 			if err != nil {
 				return sample{}, err
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return sample{}, fmt.Errorf("bare: status %d", resp.StatusCode)
-			}
-			return sample{id, t0}, nil
+			return sample{id, t0}, drain(resp, "bare")
 		},
 		teardown: func() { tr.CloseIdleConnections() },
 	}
+}
+
+// drain reads and closes the receiver's answer, which must be 204.
+func drain(resp *http.Response, arm string) error {
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("%s: status %d", arm, resp.StatusCode)
+	}
+	return nil
 }
 
 // retryArm is what a user would write instead: a pool of goroutines that
@@ -288,12 +293,7 @@ func retryArm(url string, body []byte) armRun {
 			if err != nil {
 				return sample{}, err
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return sample{}, fmt.Errorf("retryablehttp: status %d", resp.StatusCode)
-			}
-			return sample{id, t0}, nil
+			return sample{id, t0}, drain(resp, "retryablehttp")
 		},
 		teardown: func() { tr.CloseIdleConnections() },
 	}
