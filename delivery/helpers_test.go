@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -132,26 +133,26 @@ func (h *harness) deliver(url string) *store.Delivery {
 // returns it.
 func (h *harness) waitAttempts(id uuid.UUID, n int) *store.Delivery {
 	h.t.Helper()
-	var rec *store.Delivery
-	require.Eventually(h.t, func() bool {
-		var err error
-		rec, err = h.st.Get(context.Background(), id)
-		require.NoError(h.t, err)
-		return rec.AttemptCount >= n
-	}, 10*time.Second, time.Millisecond, "delivery %s never reached %d attempts", id, n)
-	return rec
+	return h.waitFor(id, func(d *store.Delivery) bool { return d.AttemptCount >= n }, fmt.Sprintf("reached %d attempts", n))
 }
 
 // waitTerminal waits until the delivery is succeeded or failed.
 func (h *harness) waitTerminal(id uuid.UUID) *store.Delivery {
+	h.t.Helper()
+	return h.waitFor(id, func(d *store.Delivery) bool { return d.Status.Terminal() }, "ended")
+}
+
+// waitFor waits up to 10 s until the stored delivery satisfies done, and
+// returns it.
+func (h *harness) waitFor(id uuid.UUID, done func(*store.Delivery) bool, what string) *store.Delivery {
 	h.t.Helper()
 	var rec *store.Delivery
 	require.Eventually(h.t, func() bool {
 		var err error
 		rec, err = h.st.Get(context.Background(), id)
 		require.NoError(h.t, err)
-		return rec.Status.Terminal()
-	}, 10*time.Second, time.Millisecond, "delivery %s never ended", id)
+		return done(rec)
+	}, 10*time.Second, time.Millisecond, "delivery %s never %s", id, what)
 	return rec
 }
 
