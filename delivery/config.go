@@ -96,7 +96,7 @@ type Config struct {
 	// yet attempted (in attempts, waiting for a worker or in a host's
 	// queue): it claims ahead, in batches of Workers/2, and Deliver hands a
 	// new delivery straight to a free worker. With a Store other than the
-	// memory store, Workers recorders write the outcomes, so up to
+	// memory store, 2×Workers recorders write the outcomes, so up to
 	// 2×Workers more deliveries may be attempted and not yet recorded. A
 	// crashed process leaves these leased until the lease expires.
 	Workers int
