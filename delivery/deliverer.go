@@ -233,7 +233,10 @@ func (d *Deliverer) expectDue(t time.Time) {
 	if d.due.Len() >= maxDueHints {
 		return
 	}
-	earliest := d.due.Len() == 0 || t.Before(d.due[0])
+	// Also at a time equal to the earliest hint: the dispatcher may have
+	// claimed at that very time (a clock that did not move) and be about to
+	// drop the hint as seen.
+	earliest := d.due.Len() == 0 || !t.After(d.due[0])
 	heap.Push(&d.due, t)
 	if earliest {
 		d.poke() // the dispatcher may be asleep until a later time
@@ -461,12 +464,23 @@ func (d *Deliverer) reserve() bool {
 // enqueueLeased inserts rec leased to this Deliverer and hands it to a
 // worker, in the slot reserve took. The worker gets its own copy: the
 // caller may do as it likes with rec.
+//
+// The delivery is in flight (see claimed) from before it is inserted: if its
+// lease runs out before a worker has it (a slow insert, a clock jump), a
+// claim of it by this Deliverer's dispatcher is then a newer claim for the
+// same worker, not a second delivery to send.
 func (d *Deliverer) enqueueLeased(ctx context.Context, li store.LeasedInserter, rec *store.Delivery) error {
 	job := *rec
 	job.Payload = bytes.Clone(rec.Payload)
 	job.LeaseToken = uuid.New()
 	job.LeaseExpiresAt = rec.NextAttemptAt.Add(d.cfg.Lease)
+	d.claimed(&job) // a new id, so always a worker slot
 	if err := li.InsertLeased(ctx, &job); err != nil {
+		// Nothing was inserted, unless the store could not tell: then the
+		// dispatcher may have claimed it meanwhile. Give any claim back.
+		for r := d.finished(job.ID); r != nil; r = d.finished(r.ID) {
+			d.release(r, d.cfg.Clock.Now())
+		}
 		d.finishedOne()
 		return err
 	}
@@ -474,12 +488,11 @@ func (d *Deliverer) enqueueLeased(ctx context.Context, li store.LeasedInserter, 
 	d.sendMu.RLock()
 	open := d.open.Load()
 	if open {
-		d.claimed(&job)
 		d.jobs <- &job // never blocks: see Start
 	}
 	d.sendMu.RUnlock()
 	if !open { // stopped meanwhile: give it back, due now
-		d.release(&job, d.cfg.Clock.Now())
+		d.releaseChain(&job, d.cfg.Clock.Now())
 		d.finishedOne()
 	}
 	return nil
@@ -592,10 +605,19 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	close(d.stopCh)
 	d.mu.Unlock()
 
-	<-d.done // the dispatcher has closed jobs: workers finish what was claimed, then return
+	// The dispatcher closes jobs when it returns; workers then finish what
+	// was claimed. It may be waiting on a Claim that does not return (a
+	// database that stopped answering): ctx's end aborts that too.
+	var err error
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		d.abort()
+		<-d.done
+	}
 	finished := make(chan struct{})
 	go func() { d.workers.Wait(); d.recorders.Wait(); close(finished) }()
-	var err error
 	select {
 	case <-finished:
 	case <-ctx.Done():

@@ -2,6 +2,8 @@ package delivery_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -507,6 +509,154 @@ func TestDeliverRacingStopLeavesNothingLeased(t *testing.T) {
 	for _, id := range ids {
 		assert.Equal(t, 1, got[id.String()], "delivery %s was received %d times", id, got[id.String()])
 	}
+}
+
+// stuckClaims is a memory store whose Claim waits for its context to end,
+// as on a database that stopped answering.
+type stuckClaims struct {
+	*store.Memory
+	waiting chan struct{} // gets a value when a Claim starts waiting
+}
+
+func (s *stuckClaims) Claim(ctx context.Context, _ time.Time, _ int, _ time.Duration) ([]*store.Delivery, error) {
+	select {
+	case s.waiting <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestStopEndsAClaimThatHangs(t *testing.T) {
+	st := &stuckClaims{Memory: store.NewMemory(), waiting: make(chan struct{}, 1)}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	select {
+	case <-st.waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dispatcher never claimed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return when its context ended: it waits for a Claim that hangs")
+	}
+}
+
+// slowLeasedInsert is a memory store whose InsertLeased is slow: the new
+// delivery's lease runs out before the insert returns, and the Deliverer's
+// own dispatcher has claimed it by then. Every Claim and Release of the
+// delivery is reported.
+type slowLeasedInsert struct {
+	*store.Memory
+	clock    *delivery.ManualClock
+	lease    time.Duration
+	claims   chan uuid.UUID
+	releases atomic.Int32
+}
+
+func (s *slowLeasedInsert) InsertLeased(ctx context.Context, d *store.Delivery) error {
+	if err := s.Memory.InsertLeased(ctx, d); err != nil {
+		return err
+	}
+	s.clock.Advance(s.lease + time.Second)
+	select {
+	case id := <-s.claims:
+		if id != d.ID {
+			return fmt.Errorf("claimed %s, want %s", id, d.ID)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the dispatcher did not claim the delivery whose lease ran out")
+	}
+}
+
+func (s *slowLeasedInsert) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	ds, err := s.Memory.Claim(ctx, now, limit, lease)
+	for _, d := range ds {
+		s.claims <- d.ID
+	}
+	return ds, err
+}
+
+func (s *slowLeasedInsert) Release(ctx context.Context, id, token uuid.UUID, next time.Time) error {
+	defer s.releases.Add(1)
+	return s.Memory.Release(ctx, id, token, next)
+}
+
+// A delivery whose lease ran out while Deliver was still inserting it, and
+// which the dispatcher claimed meanwhile, is still sent by one worker at a
+// time: the claim is a newer lease of the same flight, also when that lease
+// in turn runs out mid-attempt.
+func TestSlowLeasedInsertSendsOnce(t *testing.T) {
+	const lease = time.Minute
+	var mu sync.Mutex
+	requests := 0
+	first := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+	}))
+	defer srv.Close()
+	clock := delivery.NewManualClock(t0)
+	st := &slowLeasedInsert{Memory: store.NewMemory(), clock: clock, lease: lease, claims: make(chan uuid.UUID, 16)}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, Clock: clock,
+		Lease: lease, AttemptTimeout: 10 * time.Second, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	defer d.Stop(context.Background())
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before Stop, which waits for the attempt
+
+	rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+	require.NoError(t, err)
+	select {
+	case <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery was never sent")
+	}
+	// The worker that got the insert's own, stale lease gives it up (and
+	// with it the dispatcher's claim, if that came first). Let it finish,
+	// then let the lease of the attempt in flight run out too.
+	require.Eventually(t, func() bool { return st.releases.Load() >= 1 }, 10*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	clock.Advance(lease + time.Second)
+	select {
+	case id := <-st.claims:
+		require.Equal(t, rec.ID, id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dispatcher did not claim the delivery again")
+	}
+	time.Sleep(100 * time.Millisecond) // room for a second worker to send it, which must not happen
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return requests
+	}
+	require.Equal(t, 1, count(), "a second worker sent the delivery while the first attempt was in flight")
+	unblock()
+	require.Eventually(t, func() bool {
+		got, err := st.Get(context.Background(), rec.ID)
+		return err == nil && got.Status == store.StatusSucceeded
+	}, 10*time.Second, time.Millisecond)
+	got, err := st.Get(context.Background(), rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.AttemptCount)
+	assert.Equal(t, 1, count())
 }
 
 func TestDeliverTxRefusesANilInserter(t *testing.T) {
