@@ -114,9 +114,10 @@ type SignerConfig struct {
 	// Prefix begins the hex-scheme header names: "<Prefix>-Signature" and
 	// "<Prefix>-Request-Id", canonicalized (so "runflow" gives
 	// Runflow-Signature). It must be 1 to MaxPrefixLen ASCII letters, digits
-	// and hyphens, starting and ending with a letter or digit. Empty means
-	// DefaultPrefix. Always validated; used only when Schemes includes
-	// SchemeHex.
+	// and hyphens, starting and ending with a letter or digit, and not
+	// "Webhook" in any case (Webhook-Signature is the Standard Webhooks
+	// header). Empty means DefaultPrefix. Always validated; used only when
+	// Schemes includes SchemeHex.
 	Prefix string
 }
 
@@ -193,8 +194,15 @@ func hexHeaderNames(config, prefix string) (sig, req string, err error) {
 		return "", "", fmt.Errorf("signing: %s.Prefix %q must be 1 to %d ASCII letters, digits and inner hyphens, like %q: %w",
 			config, truncate(prefix, MaxPrefixLen+1), MaxPrefixLen, DefaultPrefix, ErrInvalidPrefix)
 	}
-	return textproto.CanonicalMIMEHeaderKey(prefix + hexSignatureSuffix),
-		textproto.CanonicalMIMEHeaderKey(prefix + hexRequestIDSuffix), nil
+	sig = textproto.CanonicalMIMEHeaderKey(prefix + hexSignatureSuffix)
+	req = textproto.CanonicalMIMEHeaderKey(prefix + hexRequestIDSuffix)
+	if sig == HeaderWebhookSignature {
+		// "Webhook" would make the hex signature overwrite, or be read
+		// as, the Standard Webhooks one.
+		return "", "", fmt.Errorf("signing: %s.Prefix %q would name the hex signature header %s, which is the Standard Webhooks signature header; choose another prefix: %w",
+			config, prefix, sig, ErrInvalidPrefix)
+	}
+	return sig, req, nil
 }
 
 func validPrefix(p string) bool {

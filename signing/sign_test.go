@@ -272,6 +272,8 @@ func TestSignerPrefix(t *testing.T) {
 		{"Runflow-", ""},
 		{"Rünflow", ""},
 		{"Run\x00flow", ""},
+		{"webhook", ""}, // Webhook-Signature is the Standard Webhooks header
+		{"WEBHOOK", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.prefix, func(t *testing.T) {
