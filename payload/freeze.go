@@ -2,8 +2,10 @@ package payload
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -292,48 +294,119 @@ func marshal(v any) ([]byte, error) {
 		return nil, errors.Join(ErrInvalidJSON, err)
 	}
 	out := buf.Bytes()
+	if !utf8.Valid(out) {
+		// Raw bytes encoding/json copied as they were: a json.RawMessage
+		// inside v, or a MarshalJSON result.
+		return nil, ErrInvalidUTF8
+	}
 	return out[:len(out)-1], nil // Encode appends '\n'
 }
 
-// checkStrings rejects invalid UTF-8 in the generic JSON shapes
-// (string, map[string]any, []any and friends) that encoding/json would
-// otherwise silently replace with U+FFFD. Structs are not walked.
+// checkStrings rejects, before encoding/json sees v, what it would marshal
+// wrongly without an error or never finish: a string or string map key that
+// is not UTF-8 (encoding/json replaces the bytes with U+FFFD, which can even
+// make two keys one), and a value that contains itself (which recurses until
+// the stack runs out, a crash no recover catches). It walks what
+// encoding/json walks: pointers, interfaces, slices, arrays, maps and
+// exported struct fields, but not the insides of a json.Marshaler or
+// encoding.TextMarshaler; marshal checks what those write.
 func checkStrings(v any) error {
-	switch x := v.(type) {
-	case string:
-		if !utf8.ValidString(x) {
+	var w stringWalker
+	return w.walk(reflect.ValueOf(v), 0)
+}
+
+// cycleCheckDepth is the nesting from which stringWalker remembers the
+// pointers on its path, as encoding/json does: a value that contains itself
+// is nested without end, so it is caught there, while ordinary values pay
+// nothing.
+const cycleCheckDepth = 1000
+
+var (
+	marshalerType     = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+type stringWalker struct {
+	onPath map[[2]uintptr]bool // pointer and length of the maps, slices and pointers being walked, past cycleCheckDepth
+}
+
+var errCycle = errors.New("the value contains itself")
+
+func (w *stringWalker) walk(v reflect.Value, depth int) error {
+	if !v.IsValid() {
+		return nil
+	}
+	if depth > maxDepth {
+		return errors.Join(ErrInvalidJSON, fmt.Errorf("nested more than %d deep", maxDepth))
+	}
+	t := v.Type()
+	// Only types declared in a package, and pointers to them, have methods.
+	if (t.PkgPath() != "" || t.Kind() == reflect.Pointer) &&
+		(t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
+			t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(marshalerType)) {
+		return nil // its own output: see marshal
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
 			return ErrInvalidUTF8
 		}
-	case []string:
-		for _, s := range x {
-			if !utf8.ValidString(s) {
-				return ErrInvalidUTF8
-			}
+	case reflect.Interface:
+		return w.walk(v.Elem(), depth+1)
+	case reflect.Pointer, reflect.Map, reflect.Slice:
+		if v.IsNil() {
+			return nil
 		}
-	case map[string]string:
-		for k, s := range x {
-			if !utf8.ValidString(k) || !utf8.ValidString(s) {
-				return ErrInvalidUTF8
-			}
+		if v.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return nil // base64
 		}
-	case map[string]any:
-		for k, e := range x {
-			if !utf8.ValidString(k) {
+		if depth > cycleCheckDepth {
+			key := [2]uintptr{v.Pointer(), 0}
+			if v.Kind() == reflect.Slice {
+				key[1] = uintptr(v.Len())
+			}
+			if w.onPath[key] {
+				return errors.Join(ErrInvalidJSON, errCycle)
+			}
+			if w.onPath == nil {
+				w.onPath = make(map[[2]uintptr]bool)
+			}
+			w.onPath[key] = true
+			defer delete(w.onPath, key)
+		}
+		switch v.Kind() {
+		case reflect.Pointer:
+			return w.walk(v.Elem(), depth+1)
+		case reflect.Slice:
+			return w.walkElems(v, depth)
+		}
+		it := v.MapRange()
+		for it.Next() {
+			if k := it.Key(); k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
 				return ErrInvalidUTF8
 			}
-			if err := checkStrings(e); err != nil {
+			if err := w.walk(it.Value(), depth+1); err != nil {
 				return err
 			}
 		}
-	case []any:
-		for _, e := range x {
-			if err := checkStrings(e); err != nil {
-				return err
+	case reflect.Array:
+		return w.walkElems(v, depth)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() || f.Anonymous {
+				if err := w.walk(v.Field(i), depth+1); err != nil {
+					return err
+				}
 			}
 		}
-	case json.RawMessage:
-		if !utf8.Valid(x) {
-			return ErrInvalidUTF8
+	}
+	return nil
+}
+
+func (w *stringWalker) walkElems(v reflect.Value, depth int) error {
+	for i := range v.Len() {
+		if err := w.walk(v.Index(i), depth+1); err != nil {
+			return err
 		}
 	}
 	return nil

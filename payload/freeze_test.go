@@ -164,6 +164,36 @@ func TestFreezeRejectsBadInput(t *testing.T) {
 		{"status invalid UTF-8", func(c *payload.Callback) { c.Status = "\xc3" }, "status", payload.ErrInvalidUTF8},
 		{"raw output invalid UTF-8", func(c *payload.Callback) { c.Output = json.RawMessage("\"\xff\"") }, "output", payload.ErrInvalidUTF8},
 		{"Go metadata invalid UTF-8", func(c *payload.Callback) { c.Metadata = map[string]any{"k": []any{"\xff"}} }, "metadata", payload.ErrInvalidUTF8},
+		{"raw JSON in a Go map invalid UTF-8", func(c *payload.Callback) {
+			c.Output = map[string]json.RawMessage{"a": json.RawMessage("\"\xff\"")}
+		}, "output", payload.ErrInvalidUTF8},
+		{"raw JSON in a struct invalid UTF-8", func(c *payload.Callback) {
+			c.Metadata = struct{ X json.RawMessage }{json.RawMessage("\"\xff\"")}
+		}, "metadata", payload.ErrInvalidUTF8},
+		{"MarshalJSON writes invalid UTF-8", func(c *payload.Callback) { c.Output = badMarshaler{} }, "output", payload.ErrInvalidUTF8},
+		// encoding/json would turn both keys into "\ufffd", one key twice.
+		{"map keys invalid UTF-8", func(c *payload.Callback) { c.Output = map[string]int{"\xff": 1, "\xfe": 2} }, "output", payload.ErrInvalidUTF8},
+		{"struct field invalid UTF-8", func(c *payload.Callback) {
+			c.Metadata = struct{ Name string }{"\xff"}
+		}, "metadata", payload.ErrInvalidUTF8},
+		{"embedded struct field invalid UTF-8", func(c *payload.Callback) {
+			c.Metadata = struct{ embedded }{embedded{Name: "\xff"}}
+		}, "metadata", payload.ErrInvalidUTF8},
+		{"map that contains itself", func(c *payload.Callback) {
+			m := map[string]any{}
+			m["self"] = m
+			c.Output = m
+		}, "output", payload.ErrInvalidJSON},
+		{"slice that contains itself", func(c *payload.Callback) {
+			s := []any{nil}
+			s[0] = s
+			c.Output = s
+		}, "output", payload.ErrInvalidJSON},
+		{"pointer cycle", func(c *payload.Callback) {
+			n := &node{}
+			n.Next = n
+			c.Metadata = n
+		}, "metadata", payload.ErrInvalidJSON},
 		{"negative duration", func(c *payload.Callback) { c.DurationMS = -1 }, "duration_ms", payload.ErrNegativeDuration},
 		{"year 10000", func(c *payload.Callback) { c.CompletedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "completed_at", payload.ErrTimeOutOfRange},
 		{"year 0 after conversion", func(c *payload.Callback) {
@@ -184,6 +214,30 @@ func TestFreezeRejectsBadInput(t *testing.T) {
 			assert.Equal(t, tt.field, fe.Field)
 		})
 	}
+}
+
+type badMarshaler struct{}
+
+func (badMarshaler) MarshalJSON() ([]byte, error) { return []byte("\"\xff\""), nil }
+
+type embedded struct{ Name string }
+
+type node struct{ Next *node }
+
+// Deep values that do not contain themselves freeze as encoding/json writes
+// them, past the depth from which cycles are looked for.
+func TestFreezeDeepGoValues(t *testing.T) {
+	var v any = "leaf"
+	for range 1500 {
+		v = []any{v, map[string]any{"k": "v"}}
+	}
+	c := base()
+	c.Output = v
+	b, err := payload.Freeze(c)
+	require.NoError(t, err)
+	want, err := json.Marshal(v)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"output":`+string(want)+`,`)
 }
 
 func TestAppendFreezeLeavesDstOnError(t *testing.T) {
