@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,25 +58,34 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	assert.Equal(t, first, readSchemaState(t, db, db.Schema), "a second Migrate must change nothing")
 }
 
+// Four replicas, each with its own pool, migrate a fresh schema at the same
+// moment, whatever the database's default isolation level.
 func TestConcurrentMigrateCallsAllSucceed(t *testing.T) {
 	db := newTestDB(t)
-	// A fresh schema that four replicas, each with its own pool, migrate
-	// at the same moment.
-	schema := freshSchema()
-	t.Cleanup(func() { db.Pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	const replicas = 4
-	stores := make([]*postgres.Store, replicas)
-	for i := range stores {
-		s, err := postgres.New(newPool(t, db.DSN, 0), postgres.Options{Schema: schema})
-		require.NoError(t, err)
-		stores[i] = s
+	for _, iso := range []string{"read committed", "repeatable read", "serializable"} {
+		t.Run(iso, func(t *testing.T) {
+			schema := freshSchema()
+			t.Cleanup(func() { db.Pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+			dsn := db.DSN + "?"
+			if strings.Contains(db.DSN, "?") {
+				dsn = db.DSN + "&"
+			}
+			dsn += "default_transaction_isolation=" + url.PathEscape(iso)
+			const replicas = 4
+			stores := make([]*postgres.Store, replicas)
+			for i := range stores {
+				s, err := postgres.New(newPool(t, dsn, 0), postgres.Options{Schema: schema})
+				require.NoError(t, err)
+				stores[i] = s
+			}
+			errs := runConcurrently(replicas, func(i int) error { return stores[i].Migrate(context.Background()) })
+			for i, err := range errs {
+				assert.NoError(t, err, "replica %d: concurrent Migrate calls must all succeed", i)
+			}
+			st := readSchemaState(t, db, schema)
+			assert.Len(t, st.Versions, postgres.SchemaVersion(), "each migration must be applied exactly once")
+		})
 	}
-	errs := runConcurrently(replicas, func(i int) error { return stores[i].Migrate(context.Background()) })
-	for i, err := range errs {
-		assert.NoError(t, err, "replica %d: concurrent Migrate calls must all succeed", i)
-	}
-	st := readSchemaState(t, db, schema)
-	assert.Len(t, st.Versions, postgres.SchemaVersion(), "each migration must be applied exactly once")
 }
 
 func TestMigrateRefusesANewerSchema(t *testing.T) {
