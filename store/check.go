@@ -3,13 +3,15 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/google/uuid"
 )
 
 // CheckNew returns a descriptive error when d is not a valid new delivery
 // for Insert: nil, a nil ID or BatchID, a status other than pending,
-// attempts already made, a zero NextAttemptAt, CompletedAt set, or a nil
+// attempts already made, a MaxAttempts outside 1 to 2^31-1 (what a 32-bit
+// integer column holds), a zero NextAttemptAt, CompletedAt set, or a nil
 // Payload. It sees only d: duplicates and conflicts are the Store's to find.
 // hookline's stores call it first; a custom Store may too.
 func CheckNew(d *Delivery) error {
@@ -25,6 +27,8 @@ func CheckNew(d *Delivery) error {
 		problem = fmt.Sprintf("Status is %q, want %q", d.Status, StatusPending)
 	case d.AttemptCount != 0 || len(d.Attempts) != 0:
 		problem = fmt.Sprintf("AttemptCount is %d with %d attempts, want a delivery with no attempts", d.AttemptCount, len(d.Attempts))
+	case d.MaxAttempts < 1 || d.MaxAttempts > math.MaxInt32:
+		problem = fmt.Sprintf("MaxAttempts is %d, want 1 to %d", d.MaxAttempts, math.MaxInt32)
 	case d.NextAttemptAt.IsZero():
 		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
 	case !d.CompletedAt.IsZero():
@@ -54,7 +58,9 @@ func CheckLeased(d *Delivery) error {
 
 // CheckResult returns a descriptive error when r is inconsistent for
 // Record: an Attempt.DeliveryID other than r.DeliveryID, an AttemptNumber
-// below 1, an unknown status, or times that do not fit the status (a
+// outside 1 to 2^31-1, an Attempt.StatusCode that is neither 0 (no
+// response) nor 100 to 999, an unknown status, or times that do not fit the
+// status (a
 // pending result needs NextAttemptAt and no CompletedAt; a terminal one the
 // reverse). That the attempt number follows the delivery's AttemptCount is
 // the Store's to check against what it holds.
@@ -63,8 +69,10 @@ func CheckResult(r *Result) error {
 	switch {
 	case r.Attempt.DeliveryID != r.DeliveryID:
 		problem = fmt.Sprintf("Attempt.DeliveryID is %s, want the Result's DeliveryID", r.Attempt.DeliveryID)
-	case r.Attempt.AttemptNumber < 1:
-		problem = fmt.Sprintf("Attempt.AttemptNumber is %d, want AttemptCount+1", r.Attempt.AttemptNumber)
+	case r.Attempt.AttemptNumber < 1 || r.Attempt.AttemptNumber > math.MaxInt32:
+		problem = fmt.Sprintf("Attempt.AttemptNumber is %d, want AttemptCount+1 (at most %d)", r.Attempt.AttemptNumber, math.MaxInt32)
+	case r.Attempt.StatusCode != 0 && (r.Attempt.StatusCode < 100 || r.Attempt.StatusCode > 999):
+		problem = fmt.Sprintf("Attempt.StatusCode is %d, want 0 (no response) or an HTTP status, 100 to 999", r.Attempt.StatusCode)
 	case r.Status != StatusPending && !r.Status.Terminal():
 		problem = fmt.Sprintf("Status %q is not a delivery status", r.Status)
 	case r.Status == StatusPending && r.NextAttemptAt.IsZero():

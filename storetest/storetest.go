@@ -183,7 +183,7 @@ var cases = []testCase{
 	},
 	{
 		name: "RecordRejectsInconsistentResult",
-		rule: "Record fails and changes nothing when Attempt.DeliveryID differs from DeliveryID, AttemptNumber is not AttemptCount+1, or Status is not a delivery status; the lease stays usable",
+		rule: "Record fails and changes nothing when Attempt.DeliveryID differs from DeliveryID, AttemptNumber is not AttemptCount+1 (also when it equals it in its low 32 bits), or Status is not a delivery status; the lease stays usable",
 		run:  testRecordRejectsInconsistent,
 	},
 	{
@@ -1072,7 +1072,9 @@ func testRecordRejectsInconsistent(h *harness) {
 		"Attempt.DeliveryID differs from DeliveryID": func(r *store.Result) { r.Attempt.DeliveryID = uuid.New() },
 		"AttemptNumber repeats the last attempt":     func(r *store.Result) { r.Attempt.AttemptNumber = 1 },
 		"AttemptNumber skips one":                    func(r *store.Result) { r.Attempt.AttemptNumber = 3 },
-		"Status is not a delivery status":            func(r *store.Result) { r.Status = "delivered" },
+		// 2 in 32 bits: a store that narrows it must refuse, not accept.
+		"AttemptNumber is beyond 32 bits": func(r *store.Result) { r.Attempt.AttemptNumber = 1<<32 + 2 },
+		"Status is not a delivery status": func(r *store.Result) { r.Status = "delivered" },
 	}
 	for what, change := range bad {
 		r := retryResult(c, at(time.Minute+time.Second), at(2*time.Minute))
