@@ -29,6 +29,12 @@ const (
 	// groupTimeout bounds the writing of one group, which serves many
 	// callers and so uses no caller's context.
 	groupTimeout = time.Minute
+	// groupLockTimeout bounds how long a group statement waits for a row
+	// lock held by another transaction (say a host's transaction that
+	// inserted a delivery of the same batch and has not committed): past
+	// it the statement gives up, and its calls are written one by one,
+	// each waiting only for itself (see writeInserts).
+	groupLockTimeout = 200 * time.Millisecond
 )
 
 // groupCall is one call waiting in a group: its argument, its answer, and
@@ -38,11 +44,23 @@ type groupCall[T any] struct {
 	key   uuid.UUID // calls with the same key never share a group
 	err   error
 	taken bool
+	later bool // the writer answers it itself, after write has returned
 	done  chan struct{}
 }
 
+// answerLater lets the writer answer c after write has returned, with
+// answer, from another goroutine; the flusher moves on meanwhile.
+func (c *groupCall[T]) answerLater() { c.later = true }
+
+// answer sets the outcome of a call marked with answerLater.
+func (c *groupCall[T]) answer(err error) {
+	c.err = err
+	close(c.done)
+}
+
 // grouper queues calls of one kind and writes them in groups with write,
-// which must set every call's err.
+// which must set every call's err, or mark it with answerLater and answer
+// it later.
 type grouper[T any] struct {
 	write func(ctx context.Context, calls []*groupCall[T])
 
@@ -106,7 +124,9 @@ func (g *grouper[T]) flush() {
 		g.write(ctx, group)
 		cancel()
 		for _, c := range group {
-			close(c.done)
+			if !c.later {
+				close(c.done)
+			}
 		}
 	}
 }

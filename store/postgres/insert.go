@@ -77,7 +77,8 @@ func unleased(d *store.Delivery) *store.Delivery {
 //
 // The listeners of the schema are notified when tx commits; a rolled-back
 // delivery is never seen by anyone. A conflict (store.ErrConflict) does not
-// abort tx. tx must be a transaction on the Store's database; the Inserter
+// abort tx. Until tx ends, an Insert of the same batch elsewhere waits for it
+// (to learn whether it conflicts); other Inserts do not. tx must be a transaction on the Store's database; the Inserter
 // is valid as long as tx is, and like tx it must not be used concurrently.
 func (s *Store) Tx(tx pgx.Tx) store.Inserter {
 	return txInserter{s: s, tx: tx}
@@ -118,12 +119,12 @@ func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) err
 // writeInserts is the group writer of Insert: one statement for the whole
 // group, then the reason of each call that inserted nothing. When the
 // statement fails on the server (so nothing was inserted), each call is
-// written on its own, so that one bad delivery fails alone.
+// written on its own, so that one bad delivery fails alone: concurrently,
+// each answered when its own write ends, while the flusher goes on with the
+// next group. The statement waits at most groupLockTimeout for a row lock,
+// so a call that must wait for another transaction (an uncommitted insert
+// of the same batch) waits alone, not holding up every Insert behind it.
 func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Delivery]) {
-	if len(calls) == 1 {
-		calls[0].err = s.insertOne(ctx, s.pool, calls[0].v)
-		return
-	}
 	n := len(calls)
 	var (
 		ids, batches = make([][16]byte, n), make([][16]byte, n)
@@ -148,7 +149,7 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 	}
 	inserted := make(map[[16]byte]bool, n)
 	rows, err := s.pool.Query(ctx, s.sql.insertGroup, ids, batches, urls, payloads, secrets, automatic,
-		maxAttempts, next, ctd, upd, ords, s.channel, tokens, expires)
+		maxAttempts, next, ctd, upd, ords, s.channel, tokens, expires, groupLockTimeout.String())
 	if err == nil {
 		var id [16]byte
 		_, err = pgx.ForEachRow(rows, []any{&id, nil}, func() error { inserted[id] = true; return nil })
@@ -156,7 +157,12 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 	if err != nil {
 		if serverRefused(err) {
 			for _, c := range calls {
-				c.err = s.insertOne(ctx, s.pool, c.v)
+				c.answerLater()
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+					defer cancel()
+					c.answer(s.insertOne(ctx, s.pool, c.v))
+				}()
 			}
 			return
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookline/hookline/delivery"
 	"github.com/hookline/hookline/store"
+	"github.com/hookline/hookline/storetest"
 )
 
 // The outbox: the host marks its batch done and enqueues the callback in one
@@ -102,3 +103,47 @@ var errRollback = rollbackError{}
 type rollbackError struct{}
 
 func (rollbackError) Error() string { return "roll back" }
+
+// A host transaction that inserted a delivery and has not committed holds up
+// an Insert of the same batch, which must wait to learn whether it
+// conflicts, but no other Insert: a group statement gives up waiting for the
+// lock, and its calls are then written one by one, each waiting only for
+// itself.
+func TestOpenHostTransactionHoldsUpOnlyItsBatch(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	batch := uuid.New()
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	require.NoError(t, db.Store.Tx(tx).Insert(ctx, storetest.NewDelivery(batch, time.Now())))
+
+	same := make(chan error, 1)
+	go func() { same <- db.Store.Insert(ctx, storetest.NewDelivery(batch, time.Now())) }()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, db.Schema).Scan(&n))
+		return n > 0
+	}, 10*time.Second, 5*time.Millisecond, "the Insert of the transaction's batch never waited for its lock")
+
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, db.Store.Insert(octx, storetest.NewDelivery(uuid.New(), time.Now())),
+		"an Insert of another batch must not wait for the host's transaction")
+	assert.Less(t, time.Since(start), 5*time.Second)
+	select {
+	case err := <-same:
+		t.Fatalf("the Insert of the transaction's batch returned (%v) while the transaction is open", err)
+	default:
+	}
+
+	require.NoError(t, tx.Rollback(ctx))
+	select {
+	case err := <-same:
+		require.NoError(t, err, "once the transaction rolled back, the batch has no pending delivery")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Insert of the batch did not finish after the rollback")
+	}
+}

@@ -58,13 +58,16 @@ SELECT CASE WHEN i.lease_token IS NULL THEN pg_notify($11, '') END FROM i`),
 		// group); the notification is sent once per transaction, however
 		// many rows it inserts (PostgreSQL folds identical ones), and not
 		// for rows inserted leased (InsertLeased), which nobody else may
-		// claim yet.
+		// claim yet. The set_config filter (volatile, so evaluated for
+		// each row before any is inserted) sets this statement's own
+		// lock_timeout to $15.
 		insertGroup: sql(`WITH r AS (
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::uuid[], $6::boolean[],
 		$7::integer[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::integer[],
 		$13::uuid[], $14::timestamptz[])
 	AS r(id, batch_id, callback_url, payload, signing_secret_id, is_automatic,
 		max_attempts, next_attempt_at, created_at, updated_at, ord, lease_token, lease_expires_at)
+	WHERE set_config('lock_timeout', $15::text, true) IS NOT NULL
 ), i AS (
 	INSERT INTO {{s}}.deliveries (id, batch_id, callback_url, payload, signing_secret_id, is_automatic,
 		status, attempt_count, max_attempts, next_attempt_at, created_at, updated_at, lease_token, lease_expires_at)
