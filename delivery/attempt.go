@@ -351,6 +351,12 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 	// would copy.
 	req.Header["Content-Type"] = contentTypeJSON[:1:1]
 	req.Header["User-Agent"] = userAgent[:1:1]
+	if u := req.URL.User; u != nil {
+		// As http.Client does; the default client's transport is called
+		// directly (see New), which would drop the credentials.
+		password, _ := u.Password()
+		req.SetBasicAuth(u.Username(), password)
+	}
 	if err := signer.Sign(req.Header, rec.ID.String(), requestID, now, rec.Payload); err != nil {
 		// A Signer that cannot sign is a configuration error; retrying may
 		// meet a fixed Signer (SetSigner).
@@ -394,6 +400,23 @@ func responseText(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
+// tlsHandshakeError reports a TLS failure that crypto/tls gives no type to:
+// an alert from the server over TCP (a *net.OpError whose Op is "remote
+// error", wrapping an unexported alert), or a check of its own during the
+// handshake (an error whose text starts with "tls: ", such as a protocol
+// version the client does not accept).
+func tlsHandshakeError(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if op, ok := e.(*net.OpError); ok && op.Op == "remote error" {
+			return true
+		}
+		if strings.HasPrefix(e.Error(), "tls: ") {
+			return true
+		}
+	}
+	return false
+}
+
 // classify maps a transport error to a failure reason and a message. A
 // refusal of the destination guard comes first: it is final whatever else
 // happened, and its message (the refused address and range) is the detail.
@@ -424,7 +447,7 @@ func classify(ctx context.Context, err error) (store.FailureReason, string) {
 	case errors.As(err, &dnsErr):
 		return store.ReasonDNSError, msg
 	case errors.As(err, &certErr), errors.As(err, &unknownA), errors.As(err, &hostErr),
-		errors.As(err, &invalid), errors.As(err, &recErr), errors.As(err, &alertErr):
+		errors.As(err, &invalid), errors.As(err, &recErr), errors.As(err, &alertErr), tlsHandshakeError(err):
 		return store.ReasonTLSError, msg
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return store.ReasonTimeout, msg

@@ -157,7 +157,9 @@ type Config struct {
 	MaxPayloadBytes int
 
 	// AllowURLUserinfo lets callback URLs carry user:password@ (sent as
-	// basic auth). Default false: such URLs are refused.
+	// basic auth). Default false: such URLs are refused. The URL is stored
+	// as given, so the record (callback_url) shows the password to whoever
+	// may read it.
 	AllowURLUserinfo bool
 
 	// Logger receives failures (store errors, failed attempts at Info,

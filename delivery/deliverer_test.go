@@ -2,6 +2,8 @@ package delivery_test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -227,6 +229,30 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	assert.Equal(t, store.StatusPending, got.Status, "a redirect is retried, not followed")
 	assert.False(t, followed.Load(), "the redirect was followed")
 	assert.Len(t, h.requests(), 1)
+}
+
+func TestURLUserinfoIsSentAsBasicAuth(t *testing.T) {
+	h := newHarness(t, nil, func(c *delivery.Config) { c.AllowURLUserinfo = true })
+	rec := h.deliver(strings.Replace(h.srv.URL, "http://", "http://alice:s3cret@", 1) + "/hook")
+	got := h.waitAttempts(rec.ID, 1)
+	require.Equal(t, store.StatusSucceeded, got.Status)
+	reqs := h.requests()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret")), reqs[0].Header.Get("Authorization"))
+}
+
+// A TLS handshake the server refuses with an alert (here: no protocol
+// version in common) is a tls_error, not a connection_error.
+func TestTLSAlertIsATLSError(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{MaxVersion: tls.VersionTLS10}
+	srv.StartTLS()
+	defer srv.Close()
+	h := newHarness(t, nil, nil)
+	rec := h.deliver(srv.URL + "/hook")
+	got := h.waitAttempts(rec.ID, 1)
+	assert.Equal(t, store.ReasonTLSError, got.FailureReason, "detail: %s", got.FailureDetail)
+	assert.Contains(t, got.FailureDetail, "protocol version")
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
