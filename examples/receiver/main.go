@@ -44,25 +44,29 @@ type Receiver struct {
 // Handler returns the receiver's HTTP handler, behind v's middleware.
 func (rc *Receiver) Handler(v *signing.Verifier) http.Handler {
 	return v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		verified, _ := signing.VerifiedFromContext(r.Context())
-		id := verified.MessageID // webhook-id: the same on every retry
-		if id == "" {
-			id = r.Header.Get(signing.DefaultPrefix + "-Request-Id") // hex scheme
-		}
 		body, err := io.ReadAll(r.Body) // exactly the verified bytes
 		if err != nil {
 			http.Error(w, "cannot read body", http.StatusBadRequest)
 			return
 		}
+		cb, err := payload.Parse(body)
+		if err != nil {
+			http.Error(w, "processing failed", http.StatusInternalServerError)
+			return
+		}
+		verified, _ := signing.VerifiedFromContext(r.Context())
+		id := verified.MessageID // webhook-id: the same on every retry
+		if id == "" {
+			// The hex scheme sends no delivery id (its Request-Id header
+			// changes on every attempt): fall back to the batch, which
+			// also drops a manual redelivery of it.
+			id = "batch " + cb.BatchID.String()
+		}
 		if !rc.claim(id) {
 			w.WriteHeader(http.StatusOK) // a repeat: already done
 			return
 		}
-		cb, err := payload.Parse(body)
-		if err == nil {
-			err = rc.Process(id, cb)
-		}
-		if err != nil {
+		if err := rc.Process(id, cb); err != nil {
 			rc.forget(id) // let the sender's retry try again
 			http.Error(w, "processing failed", http.StatusInternalServerError)
 			return
