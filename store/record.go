@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -86,7 +87,7 @@ type Attempt struct {
 // Clone returns a deep copy of d, sharing no memory with it.
 func (d *Delivery) Clone() *Delivery {
 	c := *d
-	c.Payload = append([]byte(nil), d.Payload...)
+	c.Payload = bytes.Clone(d.Payload) // empty stays empty, not nil
 	if d.Attempts != nil {
 		c.Attempts = append([]Attempt(nil), d.Attempts...)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,7 @@ var cases = []testCase{
 	},
 	{
 		name: "RecordWithStaleLeaseFailsAndChangesNothing",
-		rule: "once another Claim has replaced an expired lease, Record with the old token returns ErrLeaseLost and changes nothing; the new holder can still record",
+		rule: "once another Claim has replaced an expired lease, Record with the old token returns ErrLeaseLost and changes nothing, as does Record with another delivery's token; the new holder can still record",
 		run:  testRecordStaleLease,
 	},
 	{
@@ -193,7 +194,7 @@ var cases = []testCase{
 	},
 	{
 		name: "ReleaseWithStaleTokenFails",
-		rule: "Release with a token that is not the current lease (replaced by another Claim, or already ended by Record or Release) returns ErrLeaseLost and changes nothing",
+		rule: "Release with a token that is not the delivery's current lease (replaced by another Claim, already ended by Record or Release, or another delivery's) returns ErrLeaseLost and changes nothing",
 		run:  testReleaseStale,
 	},
 	{
@@ -254,6 +255,7 @@ func testInsertLeased(h *harness, li store.LeasedInserter) {
 	require.NoError(h.t, li.InsertLeased(h.ctx, d), "InsertLeased of a valid new leased delivery must succeed")
 	want := d.Clone()
 	want.NextAttemptAt = d.LeaseExpiresAt
+	d.Payload[0] ^= 0xff // the store keeps its own copy
 	got := h.get(d.ID)
 	sameDelivery(h.t, want, got, "Get after InsertLeased")
 	assert.Equal(h.t, d.LeaseToken, got.LeaseToken, "the stored lease token is the caller's")
@@ -788,12 +790,12 @@ func testClaimDueOrder(h *harness) {
 
 func testClaimLimit(h *harness) {
 	now := at(time.Hour)
-	var all []uuid.UUID
-	for i := range 10 {
+	all := make([]uuid.UUID, 10)         // earliest NextAttemptAt first
+	for i := len(all) - 1; i >= 0; i-- { // inserted latest first: the limit applies after ordering
 		d := NewDelivery(uuid.New(), at(0))
 		d.NextAttemptAt = at(time.Duration(i) * time.Minute)
 		h.insert(d)
-		all = append(all, d.ID)
+		all[i] = d.ID
 	}
 	assert.Equal(h.t, all[0:3], ids(h.claim(now, 3)), "Claim with limit 3 must return the 3 earliest due deliveries")
 	assert.Equal(h.t, all[3:6], ids(h.claim(now, 3)), "the next Claim must return the next 3 earliest")
@@ -1015,6 +1017,13 @@ func testRecordStaleLease(h *harness) {
 	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Record with a lease token replaced by a later Claim must return ErrLeaseLost")
 	h.unchanged(before, "a Record that lost its lease must change nothing")
 
+	other := NewDelivery(uuid.New(), at(lease))
+	h.insert(other)
+	oc := h.claimOne(other.ID, at(lease))
+	err = h.s.Record(h.ctx, oc.LeaseToken, terminalResult(cur, store.StatusSucceeded, at(lease+time.Second)))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Record with another delivery's current lease token must return ErrLeaseLost")
+	h.unchanged(before, "a Record with another delivery's token must change nothing")
+
 	h.record(cur.LeaseToken, terminalResult(cur, store.StatusSucceeded, at(lease+2*time.Second)))
 	assert.Len(h.t, h.get(d.ID).Attempts, 1, "only the current lease holder's attempt is recorded")
 }
@@ -1072,9 +1081,12 @@ func testRecordRejectsInconsistent(h *harness) {
 		"Attempt.DeliveryID differs from DeliveryID": func(r *store.Result) { r.Attempt.DeliveryID = uuid.New() },
 		"AttemptNumber repeats the last attempt":     func(r *store.Result) { r.Attempt.AttemptNumber = 1 },
 		"AttemptNumber skips one":                    func(r *store.Result) { r.Attempt.AttemptNumber = 3 },
+		"Status is not a delivery status":            func(r *store.Result) { r.Status = "delivered" },
+	}
+	if strconv.IntSize == 64 {
 		// 2 in 32 bits: a store that narrows it must refuse, not accept.
-		"AttemptNumber is beyond 32 bits": func(r *store.Result) { r.Attempt.AttemptNumber = 1<<32 + 2 },
-		"Status is not a delivery status": func(r *store.Result) { r.Status = "delivered" },
+		wide := int64(1)<<32 + 2
+		bad["AttemptNumber is beyond 32 bits"] = func(r *store.Result) { r.Attempt.AttemptNumber = int(wide) }
 	}
 	for what, change := range bad {
 		r := retryResult(c, at(time.Minute+time.Second), at(2*time.Minute))
@@ -1118,6 +1130,14 @@ func testReleaseStale(h *harness) {
 	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with a token replaced by a later Claim must return ErrLeaseLost")
 	h.unchanged(before, "a Release that lost its lease must change nothing")
 
+	other := NewDelivery(uuid.New(), at(lease))
+	h.insert(other)
+	oc := h.claimOne(other.ID, at(lease))
+	err = h.s.Release(h.ctx, d.ID, oc.LeaseToken, at(time.Hour))
+	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Release with another delivery's current lease token must return ErrLeaseLost")
+	h.unchanged(before, "a Release with another delivery's token must change nothing")
+	h.record(oc.LeaseToken, terminalResult(oc, store.StatusSucceeded, at(lease+time.Second)))
+
 	require.NoError(h.t, h.s.Release(h.ctx, d.ID, cur.LeaseToken, at(time.Hour)))
 	before = h.get(d.ID)
 	err = h.s.Release(h.ctx, d.ID, cur.LeaseToken, at(2*time.Hour))
@@ -1146,6 +1166,13 @@ func testHistoryOrder(h *harness) {
 	h.insert(d2)
 	h.finish(d2.ID, at(time.Hour), store.StatusSucceeded)
 
+	// Inserted after d2 but created before it (another process's clock):
+	// History orders by CreatedAt, not by insertion.
+	early := NewDelivery(batch, at(30*time.Minute))
+	early.IsAutomatic = false
+	h.insert(early)
+	h.finish(early.ID, at(time.Hour+time.Minute), store.StatusSucceeded)
+
 	d3 := NewDelivery(batch, at(2*time.Hour))
 	d3.IsAutomatic = false
 	h.insert(d3)
@@ -1153,14 +1180,14 @@ func testHistoryOrder(h *harness) {
 	other := NewDelivery(uuid.New(), at(90*time.Minute))
 	h.insert(other)
 
-	want := []*store.Delivery{h.get(d3.ID), h.get(d2.ID), h.get(d1.ID)}
+	want := []*store.Delivery{h.get(d3.ID), h.get(d2.ID), h.get(early.ID), h.get(d1.ID)}
 	hist := h.history(batch)
 	require.Equal(h.t, ids(want), ids(hist), "History must return the batch's deliveries (and no other batch's), newest CreatedAt first")
 	for i := range want {
 		sameDelivery(h.t, want[i], hist[i], fmt.Sprintf("History[%d] must equal Get of the same delivery", i))
 	}
-	require.Len(h.t, hist[2].Attempts, 2)
-	assert.Equal(h.t, []int{1, 2}, []int{hist[2].Attempts[0].AttemptNumber, hist[2].Attempts[1].AttemptNumber}, "attempts must be oldest first")
+	require.Len(h.t, hist[3].Attempts, 2)
+	assert.Equal(h.t, []int{1, 2}, []int{hist[3].Attempts[0].AttemptNumber, hist[3].Attempts[1].AttemptNumber}, "attempts must be oldest first")
 
 	latest, err := h.s.Latest(h.ctx, batch)
 	require.NoError(h.t, err, "Latest of a batch with deliveries must succeed")
