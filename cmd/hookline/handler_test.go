@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookline/hookline/signing"
+	"github.com/hookline/hookline/store"
 )
 
 // syncBuffer is a bytes.Buffer safe for the handler's concurrent writes.
@@ -112,4 +113,14 @@ func TestParseInterspersed(t *testing.T) {
 	assert.Equal(t, []string{"a", "b", "--c"}, rest)
 	assert.True(t, *j)
 	assert.Equal(t, "d", *d)
+}
+
+// A password in a stored callback URL (a host with AllowURLUserinfo) stays
+// out of the summaries printed to terminals and logs.
+func TestPrintRecordRedactsThePassword(t *testing.T) {
+	var b strings.Builder
+	printRecord(&b, &store.Delivery{ID: uuid.New(), BatchID: uuid.New(), CallbackURL: "https://alice:TopSecretPw@example.com/hook",
+		Status: store.StatusSucceeded, MaxAttempts: 1})
+	assert.NotContains(t, b.String(), "TopSecretPw")
+	assert.Contains(t, b.String(), "https://alice:xxxxx@example.com/hook")
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -350,6 +351,17 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // printRecord prints a human summary of a delivery record.
+// redactedURL hides a password in a callback URL (a host with
+// AllowURLUserinfo may store one), for summaries that end up in terminals
+// and CI logs. The JSON record (--json) shows the URL as stored.
+func redactedURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
 func printRecord(w io.Writer, rec *store.Delivery) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	kind := "automatic"
@@ -358,7 +370,7 @@ func printRecord(w io.Writer, rec *store.Delivery) {
 	}
 	fmt.Fprintf(tw, "delivery\t%s\n", rec.ID)
 	fmt.Fprintf(tw, "batch\t%s\n", rec.BatchID)
-	fmt.Fprintf(tw, "url\t%s\n", rec.CallbackURL)
+	fmt.Fprintf(tw, "url\t%s\n", redactedURL(rec.CallbackURL))
 	fmt.Fprintf(tw, "kind\t%s\n", kind)
 	fmt.Fprintf(tw, "status\t%s\n", strings.ToUpper(string(rec.Status)))
 	if rec.FailureReason != "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/delivery"
+	"github.com/hookline/hookline/signing"
 	"github.com/hookline/hookline/store"
 )
 
@@ -174,7 +175,11 @@ func runRedeliver(c *cli, args []string) int {
 		return c.usageError(cmd, "--timeout must be positive")
 	}
 	// Without --wait nothing is signed here (the host signs when it sends),
-	// so the Deliverer gets a throwaway secret.
+	// so the Deliverer gets a throwaway secret, whatever --secret,
+	// HOOKLINE_SECRET or --scheme say.
+	if !*wait {
+		sf = signerFlags{secret: signing.GenerateSecret(), scheme: "standard"}
+	}
 	signer, err := sf.signer(*wait)
 	if err != nil {
 		return c.usageError(cmd, "%v", err)
@@ -225,7 +230,7 @@ func runRedeliver(c *cli, args []string) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(c.stderr, "enqueued delivery %s of batch %s; delivering to %s\n", rec.ID, batchID, rec.CallbackURL)
+	fmt.Fprintf(c.stderr, "enqueued delivery %s of batch %s; delivering to %s\n", rec.ID, batchID, redactedURL(rec.CallbackURL))
 	only.id = rec.ID // before Start: the Deliverer sends this one only
 	final, code := w.run(ctx, d, rec.ID, *timeout)
 	if final == nil {
