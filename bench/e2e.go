@@ -341,11 +341,15 @@ func hooklineArm(url string, signer *signing.Signer, newStore func() (store.Stor
 			return d.Start(context.Background())
 		},
 		op: func(ctx context.Context, w int) (sample, error) {
-			rec, err := d.Deliver(ctx, url, newCallback())
+			cb := newCallback()
+			// From before Deliver, as the other arms time from before
+			// their request: validating, freezing and storing the
+			// callback (a durable commit on PostgreSQL) are part of it.
+			t0 := time.Now().UnixNano()
+			rec, err := d.Deliver(ctx, url, cb)
 			if err != nil {
 				return sample{}, err
 			}
-			t0 := time.Now().UnixNano()
 			err = <-ch(rec.ID) // measure's watchdog bounds the wait
 			waiters.Delete(rec.ID)
 			return sample{rec.ID.String(), t0}, err

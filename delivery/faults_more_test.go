@@ -390,6 +390,10 @@ func TestClockJumpsBackward(t *testing.T) {
 		h.waitAttempts(id, 1)
 	}
 	h.clock.Set(t0.Add(-time.Hour))
+	// A jump back fires no timer: a new delivery wakes the dispatcher, so
+	// that it claims with the clock an hour back.
+	late := h.deliver(h.srv.URL)
+	h.waitAttempts(late.ID, 1)
 	settle()
 	for _, id := range ids {
 		rec, err := h.st.Get(context.Background(), id)

@@ -389,3 +389,18 @@ func TestNilAndZeroVerifier(t *testing.T) {
 		})
 	}
 }
+
+// A sender that signs with one secret only (say, already rotated) verifies
+// against a receiver that holds it in any position, not only the first.
+func TestVerifyTriesEveryConfiguredSecret(t *testing.T) {
+	t.Parallel()
+	old := mustSecret(t, idA, swSecret)
+	next := mustSecret(t, idB, secretB)
+	stranger := mustSecret(t, idC, secretC)
+	body := []byte(`{"event":"batch.succeeded"}`)
+	h := signedStandard(t, "msg_one_secret", swTimestamp, body, next)
+	v := mustVerifier(t, signing.VerifierConfig{Secrets: []signing.Secret{stranger, old, next}, Now: clockAt(swTimestamp)})
+	got, err := v.Verify(h, body)
+	require.NoError(t, err)
+	assert.Equal(t, idB, got.SecretID)
+}
