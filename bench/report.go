@@ -138,7 +138,7 @@ func (r *report) finishE2E() {
 		leftTwo: true,
 		head:    []string{"c", "arm", "deliveries/s", "× bare", "p50", "p99", "p99 × bare", "samples"},
 		foot: []string{
-			"Latency: from the request being started (bare, retryablehttp) or Deliver returning (hookline) to the receiver's handler being entered.",
+			"Latency: from the request being started (bare, retryablehttp) or Deliver being called (hookline: freezing and storing included) to the receiver's handler being entered.",
 			"bare = net/http, one shared client, pre-built bytes, no signing (the limit); memory/postgres = Deliverer (Workers=c, MaxPerHost=c) on that store;",
 			"retryablehttp = goroutine pool doing hex HMAC-SHA256 + hashicorp/go-retryablehttp POSTs;",
 			"pg-insert = c goroutines doing durable single-row INSERTs of the payload into a copy of the deliveries table (same 16-connection pool; sends nothing): the floor of a durable Deliver.",
