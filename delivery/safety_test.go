@@ -25,12 +25,16 @@ import (
 func TestHugeResponseCostsNoMoreThanTheReadLimit(t *testing.T) {
 	chunk := bytes.Repeat([]byte("x"), 64<<10)
 	var written atomic.Int64
+	var cutOff atomic.Bool // a write failed: the sender dropped the connection
+	handled := make(chan struct{})
 	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		defer close(handled)
 		w.WriteHeader(http.StatusOK)
 		for range 160 { // 10 MiB
 			n, err := w.Write(chunk)
 			written.Add(int64(n))
 			if err != nil {
+				cutOff.Store(true)
 				return
 			}
 		}
@@ -48,6 +52,12 @@ func TestHugeResponseCostsNoMoreThanTheReadLimit(t *testing.T) {
 	// The sender reads 64 KiB and drops the connection; the whole process
 	// (receiver included) allocates far less than the 10 MiB on offer.
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4<<20), "reading the response allocated too much")
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receiver is still writing: the sender did not drop the connection")
+	}
+	assert.True(t, cutOff.Load(), "the receiver wrote all %d bytes: the sender read the whole response instead of dropping the connection", written.Load())
 }
 
 func TestReceiverThatNeverAnswersTimesOut(t *testing.T) {
