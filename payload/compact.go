@@ -17,10 +17,10 @@ var errSyntax = errors.New("syntax error")
 // does what json.Valid, utf8.Valid and json.Compact do together in one pass,
 // several times faster. On error it returns dst unchanged and an error that
 // matches ErrInvalidJSON or ErrInvalidUTF8.
-func appendCompact(dst, src []byte) ([]byte, error) {
+func appendCompact(dst, src []byte, depth int) ([]byte, error) {
 	c := compactor{src: src, out: dst}
 	c.skipSpace()
-	if err := c.value(0); err != nil {
+	if err := c.value(depth); err != nil {
 		return dst, err
 	}
 	c.skipSpace()

@@ -24,7 +24,7 @@ func TestCompact(t *testing.T) {
 		checkCompact(t, []byte(in))
 	}
 	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
-	_, err := appendCompact(nil, []byte(deep))
+	_, err := appendCompact(nil, []byte(deep), 0)
 	if !errors.Is(err, ErrInvalidJSON) {
 		t.Fatalf("nesting beyond %d: got %v, want ErrInvalidJSON", maxDepth, err)
 	}
@@ -35,7 +35,7 @@ func TestCompact(t *testing.T) {
 // the same compacted bytes.
 func checkCompact(t *testing.T, in []byte) {
 	t.Helper()
-	got, err := appendCompact([]byte("pre"), in)
+	got, err := appendCompact([]byte("pre"), in, 0)
 	wantValid := json.Valid(in) && utf8.Valid(in)
 	if (err == nil) != wantValid {
 		t.Fatalf("appendCompact(%q): err = %v, encoding/json says valid = %v", in, err, wantValid)

@@ -91,7 +91,7 @@ func AppendFreeze(dst []byte, c Callback) ([]byte, error) {
 	b = append(b, `","status":`...)
 	b = appendString(b, c.Status)
 	b = append(b, `,"output":`...)
-	b, err := appendValue(b, c.Output)
+	b, err := appendValue(b, c.Output, 1)
 	if err != nil {
 		return dst[:start], fieldErr("output", err)
 	}
@@ -103,7 +103,7 @@ func AppendFreeze(dst []byte, c Callback) ([]byte, error) {
 	b = appendTimeOrNull(b, c.CompletedAt)
 	b = append(b, `,"metadata":`...)
 	mstart := len(b)
-	b, err = appendValue(b, c.Metadata)
+	b, err = appendValue(b, c.Metadata, 1)
 	if err != nil {
 		return dst[:start], fieldErr("metadata", err)
 	}
@@ -187,12 +187,19 @@ func parseTime(s *string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, errors.Join(ErrInvalidJSON, err)
 	}
-	return t.UTC(), nil
+	t = t.UTC()
+	if err := checkTime(t); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
 }
 
 // appendValue appends v as compact JSON: raw bytes compacted, Go values
-// marshaled without HTML escaping, nil as null.
-func appendValue(b []byte, v any) ([]byte, error) {
+// marshaled without HTML escaping, nil as null. depth is how many objects
+// and arrays of the payload enclose v: raw JSON may nest only so deep that
+// the whole payload stays within maxDepth, the limit encoding/json (and so
+// Parse) applies to the document.
+func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	var raw []byte
 	switch x := v.(type) {
 	case nil:
@@ -211,14 +218,14 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		if x == nil {
 			return append(b, "null"...), nil
 		}
-		return appendRawArray(b, x)
+		return appendRawArray(b, x, depth)
 	case Output:
-		return appendOutput(b, &x)
+		return appendOutput(b, &x, depth)
 	case *Output:
 		if x == nil {
 			return append(b, "null"...), nil
 		}
-		return appendOutput(b, x)
+		return appendOutput(b, x, depth)
 	default:
 		if err := checkStrings(v); err != nil {
 			return b, err
@@ -229,11 +236,11 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, m...), nil // already compact
 	}
-	return appendCompact(b, raw)
+	return appendCompact(b, raw, depth)
 }
 
 // appendRawArray appends raw values as a JSON array, each compacted.
-func appendRawArray(b []byte, items []json.RawMessage) ([]byte, error) {
+func appendRawArray(b []byte, items []json.RawMessage, depth int) ([]byte, error) {
 	b = append(b, '[')
 	for i, it := range items {
 		if i > 0 {
@@ -244,7 +251,7 @@ func appendRawArray(b []byte, items []json.RawMessage) ([]byte, error) {
 			continue
 		}
 		var err error
-		if b, err = appendCompact(b, it); err != nil {
+		if b, err = appendCompact(b, it, depth+1); err != nil {
 			return b, err
 		}
 	}
@@ -253,13 +260,13 @@ func appendRawArray(b []byte, items []json.RawMessage) ([]byte, error) {
 
 // appendOutput writes the envelope as Output.MarshalJSON does, without a
 // round through encoding/json for the fixed fields.
-func appendOutput(b []byte, o *Output) ([]byte, error) {
+func appendOutput(b []byte, o *Output, depth int) ([]byte, error) {
 	b = append(b, `{"items":`...)
 	if o.Items == nil {
 		b = append(b, "[]"...)
 	} else {
 		var err error
-		if b, err = appendValue(b, o.Items); err != nil {
+		if b, err = appendValue(b, o.Items, depth+1); err != nil {
 			return b, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -313,4 +314,56 @@ func TestOutputFastPathMatchesEncodingJSON(t *testing.T) {
 	c.Output = payload.Output{Items: []json.RawMessage{json.RawMessage(`{`)}}
 	_, err := payload.Freeze(c)
 	assert.ErrorIs(t, err, payload.ErrInvalidJSON)
+}
+
+// Raw JSON may nest only so deep that the whole payload stays within the
+// 10000 levels encoding/json reads, so that Parse reads back whatever Freeze
+// writes; one level more is refused.
+func TestFreezeNestingStaysParsable(t *testing.T) {
+	nest := func(n int) json.RawMessage {
+		return json.RawMessage(strings.Repeat("[", n) + strings.Repeat("]", n))
+	}
+	for _, tt := range []struct {
+		name string
+		set  func(c *payload.Callback, n int)
+		max  int // deepest raw value accepted: 10000 minus the levels around it
+	}{
+		{"output", func(c *payload.Callback, n int) { c.Output = nest(n) }, 9999},
+		{"output items", func(c *payload.Callback, n int) { c.Output = []json.RawMessage{nest(n)} }, 9998},
+		{"Output envelope items", func(c *payload.Callback, n int) {
+			c.Output = payload.Output{Items: []json.RawMessage{nest(n)}}
+		}, 9997},
+		{"metadata", func(c *payload.Callback, n int) {
+			c.Metadata = json.RawMessage(`{"a":` + string(nest(n-1)) + `}`)
+		}, 9999},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.set(&c, tt.max)
+			b, err := payload.Freeze(c)
+			require.NoError(t, err)
+			_, err = payload.Parse(b)
+			require.NoError(t, err, "Parse must read what Freeze wrote")
+			tt.set(&c, tt.max+1)
+			_, err = payload.Freeze(c)
+			require.ErrorIs(t, err, payload.ErrInvalidJSON)
+		})
+	}
+}
+
+func TestParseRefusesTimesFreezeRefuses(t *testing.T) {
+	for _, ts := range []string{"0000-06-01T00:00:00Z", "0001-01-01T00:30:00+01:00", "9999-12-31T23:00:00-05:00"} {
+		t.Run(ts, func(t *testing.T) {
+			c := base()
+			b, err := payload.Freeze(c)
+			require.NoError(t, err)
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(b, &m))
+			m["created_at"] = ts
+			b, err = json.Marshal(m)
+			require.NoError(t, err)
+			_, err = payload.Parse(b)
+			require.ErrorIs(t, err, payload.ErrTimeOutOfRange)
+		})
+	}
 }

@@ -88,7 +88,9 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	rd := http.MaxBytesReader(w, r.Body, max)
 	size := 512
 	if r.ContentLength > 0 {
-		size = int(min(r.ContentLength+1, maxPrealloc)) // +1: room to see EOF without growing
+		// +1: room to see EOF without growing. Compared first, so that a
+		// Content-Length of MaxInt64 (allowed when max is) cannot overflow.
+		size = int(min(r.ContentLength, maxPrealloc-1) + 1)
 	}
 	b := make([]byte, 0, size)
 	for {

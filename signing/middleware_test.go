@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -221,6 +222,21 @@ func TestMiddlewareRefusesDeclaredOversizeUnread(t *testing.T) {
 	v.Middleware(&recorder{}).ServeHTTP(w, r)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
 	assert.Equal(t, int32(0), cr.reads.Load(), "a Content-Length over the cap is refused before reading")
+}
+
+// With no practical cap (MaxInt64), a Content-Length of MaxInt64 is within
+// it: the body is read as it comes, without overflowing the buffer size.
+func TestMiddlewareHugeDeclaredLengthUnderAHugeCap(t *testing.T) {
+	t.Parallel()
+	sec := mustSecret(t, idA, swSecret)
+	v := mustVerifier(t, signing.VerifierConfig{Secrets: []signing.Secret{sec}, MaxBodyBytes: math.MaxInt64, Now: clockAt(swTimestamp)})
+	body := []byte(`{"event":"batch.succeeded"}`)
+	r := signedRequest(t, sec, body)
+	r.ContentLength = math.MaxInt64
+	w := httptest.NewRecorder()
+	next := &recorder{}
+	require.NotPanics(t, func() { v.Middleware(next).ServeHTTP(w, r) })
+	assert.Equal(t, http.StatusNoContent, w.Code, "the body that came verifies")
 }
 
 func TestMiddlewareNilVerifier(t *testing.T) {
