@@ -72,8 +72,26 @@ func (c *ManualClock) Now() time.Time {
 func (c *ManualClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &manualTimer{clock: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
+	return c.timerAtLocked(c.now.Add(d))
+}
+
+// timerAt is implemented by clocks that can arm a timer for an absolute
+// time in one step with reading the time. A Deliverer uses it to sleep until
+// a time: with NewTimer(wake.Sub(Now())), a clock moved between the two
+// calls (a test's Set or Advance) would push the timer past wake.
+type timerAt interface {
+	newTimerAt(at time.Time) Timer
+}
+
+func (c *ManualClock) newTimerAt(at time.Time) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.timerAtLocked(at)
+}
+
+func (c *ManualClock) timerAtLocked(at time.Time) Timer {
+	t := &manualTimer{clock: c, at: at, ch: make(chan time.Time, 1)}
+	if !at.After(c.now) {
 		t.ch <- c.now
 		return t
 	}

@@ -172,8 +172,14 @@ type Config struct {
 }
 
 // Observer hooks let a host feed metrics or traces without hookline importing
-// a metrics library. Each field may be nil. Hooks run on the worker goroutine
-// that made the attempt, so they must be quick and safe for concurrent use.
+// a metrics library. Each field may be nil. Hooks are called synchronously on
+// the Deliverer's own goroutines: Attempt and Done on the worker that made
+// the attempt (with the memory store) or on the recorder that stored it
+// (with any other store), Error on whichever goroutine made the failed Store
+// call. So they must be quick and safe for concurrent use, must not block,
+// and must not call Stop, which waits for them; a hook that panics takes the
+// process down, as any goroutine's panic does. Calling Deliver or Redeliver
+// from a hook is fine.
 type Observer struct {
 	// Attempt is called after each attempt is recorded. d is the delivery's
 	// new state without its Attempts; a is the attempt.

@@ -592,7 +592,8 @@ func (d *Deliverer) Start(ctx context.Context) error {
 // finish and be recorded. If ctx ends first, it aborts them, releases their
 // leases (so they are due again at once, for this or another process) and
 // returns ctx's error. Either way no delivery is left leased by this
-// Deliverer. Stop on a Deliverer never started, or already stopped, returns
+// Deliverer. An Observer hook that is running is waited for even then (see
+// Observer). Stop on a Deliverer never started, or already stopped, returns
 // nil.
 func (d *Deliverer) Stop(ctx context.Context) error {
 	d.mu.Lock()
@@ -680,7 +681,7 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 		// was read (a ManualClock set by a test, a wall clock jump), and a
 		// retry due by then must not wait for a further interval.
 		wake := now.Add(d.sleepFor(now))
-		t := d.cfg.Clock.NewTimer(wake.Sub(d.cfg.Clock.Now()))
+		t := d.timerUntil(wake)
 		select {
 		case <-d.wake:
 		case <-notified: // nil (never ready) unless the Store notifies
@@ -690,6 +691,14 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 		}
 		t.Stop()
 	}
+}
+
+// timerUntil arms a timer of the Deliverer's clock that fires at wake.
+func (d *Deliverer) timerUntil(wake time.Time) Timer {
+	if c, ok := d.cfg.Clock.(timerAt); ok {
+		return c.newTimerAt(wake)
+	}
+	return d.cfg.Clock.NewTimer(wake.Sub(d.cfg.Clock.Now()))
 }
 
 func (d *Deliverer) storeError(op string, err error) {
