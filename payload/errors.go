@@ -45,7 +45,12 @@ type FieldError struct {
 }
 
 // Error returns "payload: <field>: <reason>".
-func (e *FieldError) Error() string { return "payload: " + e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Error() string {
+	if e.Err == nil {
+		return "payload: " + e.Field + ": invalid"
+	}
+	return "payload: " + e.Field + ": " + e.Err.Error()
+}
 
 // Unwrap returns ErrInvalid and the rule's sentinel, for errors.Is.
 func (e *FieldError) Unwrap() []error { return []error{ErrInvalid, e.Err} }

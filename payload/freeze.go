@@ -35,7 +35,13 @@ func Freeze(c Callback) ([]byte, error) {
 }
 
 // rawSize returns the length of the raw JSON in v, or 0 when v is not raw.
-func rawSize(v any) int {
+// It is only an estimate: it looks a few Outputs deep at most.
+func rawSize(v any) int { return rawSizeAt(v, 0) }
+
+func rawSizeAt(v any, depth int) int {
+	if depth > 4 {
+		return 0
+	}
 	switch x := v.(type) {
 	case json.RawMessage:
 		return len(x)
@@ -46,10 +52,10 @@ func rawSize(v any) int {
 		}
 		return n
 	case Output:
-		return 128 + rawSize(x.Items)
+		return 128 + rawSizeAt(x.Items, depth+1)
 	case *Output:
 		if x != nil {
-			return 128 + rawSize(x.Items)
+			return 128 + rawSizeAt(x.Items, depth+1)
 		}
 	}
 	return 0
@@ -200,6 +206,9 @@ func parseTime(s *string) (time.Time, error) {
 // the whole payload stays within maxDepth, the limit encoding/json (and so
 // Parse) applies to the document.
 func appendValue(b []byte, v any, depth int) ([]byte, error) {
+	if depth > maxDepth { // Outputs nested in Outputs, maybe in a cycle
+		return b, errors.Join(ErrInvalidJSON, fmt.Errorf("nested more than %d deep", maxDepth))
+	}
 	var raw []byte
 	switch x := v.(type) {
 	case nil:
@@ -331,6 +340,8 @@ const cycleCheckDepth = 1000
 var (
 	marshalerType     = reflect.TypeFor[json.Marshaler]()
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+	outputType        = reflect.TypeFor[Output]()
+	outputPtrType     = reflect.TypeFor[*Output]()
 )
 
 type stringWalker struct {
@@ -348,7 +359,9 @@ func (w *stringWalker) walk(v reflect.Value, depth int) error {
 	}
 	t := v.Type()
 	// Only types declared in a package, and pointers to them, have methods.
-	if (t.PkgPath() != "" || t.Kind() == reflect.Pointer) &&
+	// Output is walked like any struct: its MarshalJSON writes its Items,
+	// which may hold anything, itself included.
+	if t != outputType && t != outputPtrType && (t.PkgPath() != "" || t.Kind() == reflect.Pointer) &&
 		(t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
 			t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(marshalerType)) {
 		return nil // its own output: see marshal

@@ -1,6 +1,7 @@
 package payload_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -195,6 +196,16 @@ func TestFreezeRejectsBadInput(t *testing.T) {
 			n.Next = n
 			c.Metadata = n
 		}, "metadata", payload.ErrInvalidJSON},
+		{"Output that holds itself", func(c *payload.Callback) {
+			o := &payload.Output{}
+			o.Items = o
+			c.Output = o
+		}, "output", payload.ErrInvalidJSON},
+		{"Output that holds itself through a map", func(c *payload.Callback) {
+			o := &payload.Output{}
+			o.Items = []any{map[string]any{"again": o}}
+			c.Output = map[string]any{"o": o}
+		}, "output", payload.ErrInvalidJSON},
 		{"negative duration", func(c *payload.Callback) { c.DurationMS = -1 }, "duration_ms", payload.ErrNegativeDuration},
 		{"year 10000", func(c *payload.Callback) { c.CompletedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "completed_at", payload.ErrTimeOutOfRange},
 		{"year 0 after conversion", func(c *payload.Callback) {
@@ -290,8 +301,26 @@ func TestParseFields(t *testing.T) {
 }
 
 // TestOutputFastPathMatchesEncodingJSON checks that the envelope written by
-// hand is byte for byte what Output.MarshalJSON (encoding/json) produces.
+// hand is byte for byte what encoding/json makes of the same fields (HTML
+// escaping off), and what Output.MarshalJSON returns.
 func TestOutputFastPathMatchesEncodingJSON(t *testing.T) {
+	type plain struct {
+		Items     any `json:"items"`
+		Succeeded int `json:"succeeded"`
+		Failed    int `json:"failed"`
+		Cancelled int `json:"cancelled"`
+		Total     int `json:"total"`
+	}
+	encode := func(o payload.Output) string {
+		if o.Items == nil {
+			o.Items = []struct{}{}
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		require.NoError(t, enc.Encode(plain{o.Items, o.Succeeded, o.Failed, o.Cancelled, o.Total}))
+		return strings.TrimSuffix(buf.String(), "\n")
+	}
 	cases := []payload.Output{
 		{},
 		{Items: []json.RawMessage{json.RawMessage(` {"a": "<&>", "b": [1, 2]} `), nil, json.RawMessage(`"é"`)}, Succeeded: 2, Failed: 1, Cancelled: 3, Total: 6},
@@ -300,14 +329,16 @@ func TestOutputFastPathMatchesEncodingJSON(t *testing.T) {
 		{Items: json.RawMessage(`[1,2]`)},
 	}
 	for i, o := range cases {
-		want, err := o.MarshalJSON()
+		want := encode(o)
+		m, err := o.MarshalJSON()
 		require.NoError(t, err)
+		assert.Equal(t, want, string(m), "case %d: MarshalJSON", i)
 		for _, v := range []any{o, &o} {
 			c := base()
 			c.Output = v
 			got, err := payload.Freeze(c)
 			require.NoError(t, err)
-			assert.Contains(t, string(got), `"output":`+string(want)+`,"duration_ms"`, "case %d", i)
+			assert.Contains(t, string(got), `"output":`+want+`,"duration_ms"`, "case %d", i)
 		}
 	}
 	c := base()

@@ -70,9 +70,7 @@ type Output struct {
 // MarshalJSON encodes the envelope with its fields in the order above and a
 // nil Items as [].
 func (o Output) MarshalJSON() ([]byte, error) {
-	type plain Output
-	if o.Items == nil {
-		o.Items = []struct{}{}
-	}
-	return marshal(plain(o))
+	// As Freeze writes it, so that an Output holding itself (in Items, or
+	// through a map) is refused rather than recursed into without end.
+	return appendOutput(nil, &o, 0)
 }
