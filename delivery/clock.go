@@ -45,7 +45,8 @@ func (t systemTimer) Stop() bool          { return t.t.Stop() }
 
 // ManualClock is a Clock that moves only when told to: Advance and Set move
 // it and fire every timer that has come due, so a test can run a day of
-// retry schedule in milliseconds. It is safe for concurrent use.
+// retry schedule in milliseconds. It is safe for concurrent use. The zero
+// value reads the zero time; NewManualClock starts it elsewhere.
 //
 // A Deliverer reacts to a fired timer on its own goroutines; a test waits for
 // the effect it expects (for example an attempt recorded in the Store)
@@ -94,6 +95,9 @@ func (c *ManualClock) timerAtLocked(at time.Time) Timer {
 	if !at.After(c.now) {
 		t.ch <- c.now
 		return t
+	}
+	if c.timers == nil { // the zero ManualClock
+		c.timers = make(map[*manualTimer]struct{})
 	}
 	c.timers[t] = struct{}{}
 	return t

@@ -3,6 +3,7 @@ package delivery
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,6 +29,9 @@ const (
 // maxConnectTimeout bounds connecting and the TLS handshake of the default
 // HTTP client (further bounded by AttemptTimeout).
 const maxConnectTimeout = 10 * time.Second
+
+// MaxWorkers is the most Workers a Deliverer accepts.
+const MaxWorkers = 1 << 16
 
 // Config configures a Deliverer. The zero value of every field but Signer
 // means its documented default.
@@ -199,7 +203,7 @@ func (c Config) withDefaults() (Config, error) {
 	bad := func(field, msg string) (Config, error) {
 		return c, fmt.Errorf("delivery: Config.%s %s: %w", field, msg, ErrInvalidConfig)
 	}
-	if c.Signer == nil {
+	if c.Signer == nil || c.Signer.Keys().Len() == 0 {
 		return bad("Signer", "is required; build one with signing.NewSigner")
 	}
 	if c.Store == nil {
@@ -210,6 +214,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryPolicy == nil {
 		c.RetryPolicy = DefaultRetryPolicy
+	}
+	if c.RetryPolicy() == nil {
+		return bad("RetryPolicy", "returned a nil backoff.BackOff; return a new one per delivery")
 	}
 	type intField struct {
 		name string
@@ -230,6 +237,12 @@ func (c Config) withDefaults() (Config, error) {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.Workers > MaxWorkers {
+		return bad("Workers", fmt.Sprintf("(%d) is more than %d", c.Workers, MaxWorkers))
+	}
+	if c.MaxAttempts > math.MaxInt32 {
+		return bad("MaxAttempts", fmt.Sprintf("(%d) is more than %d", c.MaxAttempts, math.MaxInt32))
 	}
 	if c.MaxPerHost == -1 {
 		c.MaxPerHost = max(1, c.Workers/2)

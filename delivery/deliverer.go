@@ -25,7 +25,8 @@ import (
 // delivery succeeds or fails for good. Redeliver, Get and History serve the
 // host's own routes.
 //
-// Make one with New. All methods are safe for concurrent use. Deliver,
+// Make one with New; the zero Deliverer is not usable (its methods return
+// ErrInvalidConfig). All methods are safe for concurrent use. Deliver,
 // Redeliver, Get and History work whether or not the Deliverer is started;
 // only Start makes attempts.
 type Deliverer struct {
@@ -292,8 +293,8 @@ func New(cfg Config) (*Deliverer, error) {
 // rotation: build the new one from a KeyRing holding the new primary and the
 // old secret, so receivers can verify with either while they switch.
 func (d *Deliverer) SetSigner(s *signing.Signer) error {
-	if s == nil {
-		return fmt.Errorf("delivery: SetSigner(nil): %w", ErrInvalidConfig)
+	if s == nil || s.Keys().Len() == 0 {
+		return fmt.Errorf("delivery: SetSigner with a Signer not made by signing.NewSigner: %w", ErrInvalidConfig)
 	}
 	d.signer.Store(s)
 	return nil
@@ -339,6 +340,9 @@ func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackU
 
 // deliver is Deliver (ins nil: the Deliverer's Store) and DeliverTx.
 func (d *Deliverer) deliver(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
+	if err := d.made(); err != nil {
+		return nil, err
+	}
 	if last := d.lastURL.Load(); last == nil || *last != callbackURL {
 		if err := ValidateURL(callbackURL, d.cfg.AllowURLUserinfo); err != nil {
 			return nil, err
@@ -386,6 +390,9 @@ func (d *Deliverer) automatic(ctx context.Context, batchID uuid.UUID) *store.Del
 // ErrNotFound when the batch has no delivery; ErrConflict while one is still
 // in flight.
 func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.Delivery, error) {
+	if err := d.made(); err != nil {
+		return nil, err
+	}
 	latest, err := d.cfg.Store.Latest(ctx, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("redeliver batch %s: %w", batchID, err)
@@ -402,12 +409,18 @@ func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.De
 
 // Get returns one delivery with its attempts, or ErrNotFound.
 func (d *Deliverer) Get(ctx context.Context, id uuid.UUID) (*store.Delivery, error) {
+	if err := d.made(); err != nil {
+		return nil, err
+	}
 	return d.cfg.Store.Get(ctx, id)
 }
 
 // History returns the batch's deliveries, newest first, each with its
 // attempts oldest first; empty when the batch has none.
 func (d *Deliverer) History(ctx context.Context, batchID uuid.UUID) ([]*store.Delivery, error) {
+	if err := d.made(); err != nil {
+		return nil, err
+	}
 	return d.cfg.Store.History(ctx, batchID)
 }
 
@@ -532,6 +545,9 @@ func (d *Deliverer) poke() {
 // A Deliverer starts once: a second Start, or a Start after Stop, returns
 // ErrStopped.
 func (d *Deliverer) Start(ctx context.Context) error {
+	if err := d.made(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != 0 {
@@ -691,6 +707,14 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 		}
 		t.Stop()
 	}
+}
+
+// made returns ErrInvalidConfig for a Deliverer not made by New.
+func (d *Deliverer) made() error {
+	if d == nil || d.cfg.Store == nil {
+		return fmt.Errorf("delivery: Deliverer not made by New: %w", ErrInvalidConfig)
+	}
+	return nil
 }
 
 // timerUntil arms a timer of the Deliverer's clock that fires at wake.

@@ -6,15 +6,18 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -414,11 +417,50 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 		{"MaxAttempts", delivery.Config{Signer: signer, MaxAttempts: -2}},
 		{"AttemptTimeout", delivery.Config{Signer: signer, AttemptTimeout: -time.Second}},
 		{"Lease", delivery.Config{Signer: signer, AttemptTimeout: time.Minute, Lease: time.Minute}},
+		{"Signer", delivery.Config{Signer: &signing.Signer{}}}, // not made by NewSigner
+		{"Workers", delivery.Config{Signer: signer, Workers: delivery.MaxWorkers + 1}},
+		{"RetryPolicy", delivery.Config{Signer: signer, RetryPolicy: func() backoff.BackOff { return nil }}},
+	}
+	if strconv.IntSize == 64 {
+		wide := int64(math.MaxInt32) + 1
+		tests = append(tests, struct {
+			field string
+			cfg   delivery.Config
+		}{"MaxAttempts", delivery.Config{Signer: signer, MaxAttempts: int(wide)}})
 	}
 	for _, tt := range tests {
 		_, err := delivery.New(tt.cfg)
 		assert.ErrorIs(t, err, delivery.ErrInvalidConfig, tt.field)
-		assert.Contains(t, err.Error(), "Config."+tt.field)
+		if err != nil {
+			assert.Contains(t, err.Error(), "Config."+tt.field)
+		}
+	}
+}
+
+// The zero Deliverer is not usable: its methods say so instead of
+// panicking. The zero ManualClock works, from the zero time.
+func TestZeroValues(t *testing.T) {
+	var d delivery.Deliverer
+	ctx := context.Background()
+	_, err := d.Deliver(ctx, "https://example.com/", callback(uuid.New()))
+	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+	_, err = d.Redeliver(ctx, uuid.New())
+	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+	_, err = d.Get(ctx, uuid.New())
+	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+	_, err = d.History(ctx, uuid.New())
+	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+	assert.ErrorIs(t, d.Start(ctx), delivery.ErrInvalidConfig)
+	assert.NoError(t, d.Stop(ctx))
+	assert.ErrorIs(t, d.SetSigner(&signing.Signer{}), delivery.ErrInvalidConfig)
+
+	var c delivery.ManualClock
+	tm := c.NewTimer(time.Second)
+	c.Advance(time.Second)
+	select {
+	case <-tm.C():
+	default:
+		t.Fatal("a timer of the zero ManualClock did not fire")
 	}
 }
 

@@ -65,6 +65,9 @@ func CheckLeased(d *Delivery) error {
 // reverse). That the attempt number follows the delivery's AttemptCount is
 // the Store's to check against what it holds.
 func CheckResult(r *Result) error {
+	if r == nil {
+		return errors.New("store: record attempt: nil Result")
+	}
 	var problem string
 	switch {
 	case r.Attempt.DeliveryID != r.DeliveryID:
