@@ -22,6 +22,9 @@ import (
 // is already stored. The lease fields of d are ignored. Insert
 // is safe for concurrent use.
 func (s *Store) Insert(ctx context.Context, d *store.Delivery) error {
+	if err := s.made(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -37,6 +40,9 @@ func (s *Store) Insert(ctx context.Context, d *store.Delivery) error {
 // notified. It refuses what Insert refuses, and a nil LeaseToken or a
 // LeaseExpiresAt not after NextAttemptAt. It is safe for concurrent use.
 func (s *Store) InsertLeased(ctx context.Context, d *store.Delivery) error {
+	if err := s.made(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ import (
 // are truncated to it. It returns an error when limit is not positive or
 // lease is not a positive duration. Claim is safe for concurrent use.
 func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -93,6 +96,9 @@ func (s *Store) claim(ctx context.Context, now time.Time, limit int, lease time.
 // AttemptCount+1, an unknown status, or times that do not fit the status.
 // Record is safe for concurrent use.
 func (s *Store) Record(ctx context.Context, leaseToken uuid.UUID, r store.Result) error {
+	if err := s.made(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -209,6 +215,9 @@ func recordArgs(token uuid.UUID, r *store.Result) []any {
 // It returns a descriptive error, changing nothing, when next is zero.
 // Release is safe for concurrent use.
 func (s *Store) Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error {
+	if err := s.made(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -80,6 +80,9 @@ func (s *Store) lockKey() int64 {
 // whose schema is newer than this package knows is an error: deploy the newer
 // code everywhere before running older code against it.
 func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.made(); err != nil {
+		return err
+	}
 	ms, err := migrations()
 	if err != nil {
 		return err

@@ -55,7 +55,8 @@ type Options struct {
 
 // Store is the PostgreSQL Store: deliveries and attempts in two tables of one
 // schema, shared by every process that uses the same database and schema.
-// Make one with New and create its tables with Migrate.
+// Make one with New and create its tables with Migrate; the methods of a
+// Store not made by New return an error.
 //
 // All methods are safe for concurrent use, also by many processes at once:
 // Claim hands each due delivery to one caller (FOR UPDATE SKIP LOCKED),
@@ -139,4 +140,12 @@ func dbText(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// made returns an error for a Store not made by New.
+func (s *Store) made() error {
+	if s == nil || s.pool == nil {
+		return errors.New("postgres: Store not made by New")
+	}
+	return nil
 }

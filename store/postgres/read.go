@@ -145,6 +145,9 @@ func attach(ds []*store.Delivery, as []store.Attempt) {
 // store.ErrNotFound. Times are in UTC, to the microsecond. It is safe for
 // concurrent use.
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (*store.Delivery, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	ds, as, err := s.readSnapshot(ctx, s.sql.getDelivery, s.sql.getAttempts, pgUUID(id))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get delivery %s: %w", id, err)
@@ -160,6 +163,9 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*store.Delivery, error) 
 // greatest id) with its attempts, or store.ErrNotFound. It is safe for
 // concurrent use.
 func (s *Store) Latest(ctx context.Context, batchID uuid.UUID) (*store.Delivery, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	ds, as, err := s.readSnapshot(ctx, s.sql.latestDelivery, s.sql.latestAttempts, pgUUID(batchID))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: latest delivery of batch %s: %w", batchID, err)
@@ -177,6 +183,9 @@ func (s *Store) Latest(ctx context.Context, batchID uuid.UUID) (*store.Delivery,
 // attempts with two queries in one round trip, whatever their number. It is
 // safe for concurrent use.
 func (s *Store) History(ctx context.Context, batchID uuid.UUID) ([]*store.Delivery, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	ds, as, err := s.readSnapshot(ctx, s.sql.historyDeliv, s.sql.historyAttempt, pgUUID(batchID))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: history of batch %s: %w", batchID, err)

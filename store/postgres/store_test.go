@@ -148,3 +148,30 @@ func TestGroupCommitHonoursContext(t *testing.T) {
 	_, err := db.Store.Get(context.Background(), d.ID)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// A Store not made by New says so from every method instead of panicking.
+func TestZeroStoreRefuses(t *testing.T) {
+	var s postgres.Store
+	ctx := context.Background()
+	d := storetest.NewDelivery(uuid.New(), time.Now())
+	assert.Error(t, s.Migrate(ctx))
+	assert.Error(t, s.Insert(ctx, d))
+	assert.Error(t, s.InsertLeased(ctx, d))
+	_, err := s.Claim(ctx, time.Now(), 1, time.Minute)
+	assert.Error(t, err)
+	assert.Error(t, s.Record(ctx, uuid.New(), store.Result{}))
+	assert.Error(t, s.Release(ctx, uuid.New(), uuid.New(), time.Now()))
+	_, err = s.Get(ctx, uuid.New())
+	assert.Error(t, err)
+	_, err = s.Latest(ctx, uuid.New())
+	assert.Error(t, err)
+	_, err = s.History(ctx, uuid.New())
+	assert.Error(t, err)
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	select {
+	case <-s.Notify(nctx):
+		t.Fatal("the zero Store notified")
+	case <-time.After(20 * time.Millisecond):
+	}
+}
