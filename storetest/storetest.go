@@ -55,6 +55,7 @@ func NewDelivery(batchID uuid.UUID, at time.Time) *store.Delivery {
 // other.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
+	require.NotNil(t, newStore, "storetest.Run needs a function that makes a fresh Store")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Logf("rule: %s", c.rule)
@@ -329,6 +330,9 @@ func (h *harness) history(batchID uuid.UUID) []*store.Delivery {
 	h.t.Helper()
 	ds, err := h.s.History(h.ctx, batchID)
 	require.NoError(h.t, err, "History must not fail")
+	for i, d := range ds {
+		require.NotNil(h.t, d, "History[%d] is nil", i)
+	}
 	return ds
 }
 
@@ -336,6 +340,9 @@ func (h *harness) claim(now time.Time, limit int) []*store.Delivery {
 	h.t.Helper()
 	ds, err := h.s.Claim(h.ctx, now, limit, lease)
 	require.NoError(h.t, err, "Claim must not fail")
+	for i, d := range ds {
+		require.NotNil(h.t, d, "Claim's delivery %d is nil", i)
+	}
 	return ds
 }
 
@@ -593,6 +600,7 @@ func testPayloadBytesRoundTrip(h *harness) {
 		samePayload(h.t, p, h.get(d.ID).Payload, why("Get"))
 		latest, err := h.s.Latest(h.ctx, d.BatchID)
 		require.NoError(h.t, err)
+		require.NotNil(h.t, latest, "Latest of a batch with a delivery returned nil")
 		samePayload(h.t, p, latest.Payload, why("Latest"))
 		hist := h.history(d.BatchID)
 		require.Len(h.t, hist, 1)
@@ -636,6 +644,7 @@ func testReturnedCopies(h *harness) {
 	h.unchanged(want, "changing a Delivery returned by Get must not change the store")
 	latest, err := h.s.Latest(h.ctx, d.BatchID)
 	require.NoError(h.t, err)
+	require.NotNil(h.t, latest, "Latest of a batch with a delivery returned nil")
 	mutate(latest)
 	h.unchanged(want, "changing a Delivery returned by Latest must not change the store")
 	hist := h.history(d.BatchID)
