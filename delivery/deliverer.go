@@ -491,8 +491,8 @@ func (d *Deliverer) enqueueLeased(ctx context.Context, li store.LeasedInserter, 
 	if err := li.InsertLeased(ctx, &job); err != nil {
 		// Nothing was inserted, unless the store could not tell: then the
 		// dispatcher may have claimed it meanwhile. Give any claim back.
-		for r := d.finished(job.ID); r != nil; r = d.finished(r.ID) {
-			d.release(r, d.cfg.Clock.Now())
+		if newer := d.finished(job.ID); newer != nil {
+			d.releaseChain(newer, d.cfg.Clock.Now())
 		}
 		d.finishedOne()
 		return err

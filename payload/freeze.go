@@ -207,7 +207,7 @@ func parseTime(s *string) (time.Time, error) {
 // Parse) applies to the document.
 func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	if depth > maxDepth { // Outputs nested in Outputs, maybe in a cycle
-		return b, errors.Join(ErrInvalidJSON, fmt.Errorf("nested more than %d deep", maxDepth))
+		return b, errors.Join(ErrInvalidJSON, errTooDeep)
 	}
 	var raw []byte
 	switch x := v.(type) {
@@ -236,7 +236,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return appendOutput(b, x, depth)
 	default:
-		if err := checkStrings(v); err != nil {
+		if err := checkGoValue(v); err != nil {
 			return b, err
 		}
 		m, err := marshal(v)
@@ -318,7 +318,7 @@ func marshal(v any) ([]byte, error) {
 	return out[:len(out)-1], nil // Encode appends '\n'
 }
 
-// checkStrings rejects, before encoding/json sees v, what it would marshal
+// checkGoValue rejects, before encoding/json sees v, what it would marshal
 // wrongly without an error or never finish: a string or string map key that
 // is not UTF-8 (encoding/json replaces the bytes with U+FFFD, which can even
 // make two keys one), and a value that contains itself (which recurses until
@@ -326,12 +326,12 @@ func marshal(v any) ([]byte, error) {
 // encoding/json walks: pointers, interfaces, slices, arrays, maps and
 // exported struct fields, but not the insides of a json.Marshaler or
 // encoding.TextMarshaler; marshal checks what those write.
-func checkStrings(v any) error {
-	var w stringWalker
+func checkGoValue(v any) error {
+	var w goValueWalker
 	return w.walk(reflect.ValueOf(v), 0)
 }
 
-// cycleCheckDepth is the nesting from which stringWalker remembers the
+// cycleCheckDepth is the nesting from which goValueWalker remembers the
 // pointers on its path, as encoding/json does: a value that contains itself
 // is nested without end, so it is caught there, while ordinary values pay
 // nothing.
@@ -344,18 +344,21 @@ var (
 	outputPtrType     = reflect.TypeFor[*Output]()
 )
 
-type stringWalker struct {
+type goValueWalker struct {
 	onPath map[[2]uintptr]bool // pointer and length of the maps, slices and pointers being walked, past cycleCheckDepth
 }
 
-var errCycle = errors.New("the value contains itself")
+var (
+	errCycle   = errors.New("the value contains itself")
+	errTooDeep = fmt.Errorf("nested more than %d deep", maxDepth)
+)
 
-func (w *stringWalker) walk(v reflect.Value, depth int) error {
+func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 	if !v.IsValid() {
 		return nil
 	}
 	if depth > maxDepth {
-		return errors.Join(ErrInvalidJSON, fmt.Errorf("nested more than %d deep", maxDepth))
+		return errors.Join(ErrInvalidJSON, errTooDeep)
 	}
 	t := v.Type()
 	// Only types declared in a package, and pointers to them, have methods.
@@ -423,7 +426,7 @@ func (w *stringWalker) walk(v reflect.Value, depth int) error {
 	return nil
 }
 
-func (w *stringWalker) walkElems(v reflect.Value, depth int) error {
+func (w *goValueWalker) walkElems(v reflect.Value, depth int) error {
 	for i := range v.Len() {
 		if err := w.walk(v.Index(i), depth+1); err != nil {
 			return err

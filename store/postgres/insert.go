@@ -84,8 +84,9 @@ func unleased(d *store.Delivery) *store.Delivery {
 // The listeners of the schema are notified when tx commits; a rolled-back
 // delivery is never seen by anyone. A conflict (store.ErrConflict) does not
 // abort tx. Until tx ends, an Insert of the same batch elsewhere waits for it
-// (to learn whether it conflicts); other Inserts do not. tx must be a transaction on the Store's database; the Inserter
-// is valid as long as tx is, and like tx it must not be used concurrently.
+// (to learn whether it conflicts); other Inserts do not. tx must be a
+// transaction on the Store's database; the Inserter is valid as long as tx
+// is, and like tx it must not be used concurrently.
 func (s *Store) Tx(tx pgx.Tx) store.Inserter {
 	return txInserter{s: s, tx: tx}
 }
