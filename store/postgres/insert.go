@@ -209,7 +209,7 @@ func leaseToken(d *store.Delivery) uuid.NullUUID {
 func (s *Store) insertConflict(ctx context.Context, q querier, d *store.Delivery) error {
 	var dup bool
 	var pending, automatic pgtype.UUID
-	if err := q.QueryRow(ctx, s.sql.insertConflict, pgUUID(d.ID), pgUUID(d.BatchID)).Scan(&dup, &pending, &automatic); err != nil {
+	if err := q.QueryRow(ctx, s.sql.insertConflict, s.replanFor(q), pgUUID(d.ID), pgUUID(d.BatchID)).Scan(&dup, &pending, &automatic); err != nil {
 		return fmt.Errorf("postgres: insert delivery %s: conflict, and reading why failed: %v: %w", d.ID, err, store.ErrConflict)
 	}
 	switch {

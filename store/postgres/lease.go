@@ -160,7 +160,7 @@ func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]
 		elapsed[i], errMsgs[i], attemptReasons[i], attemptAt[i] = a.ResponseTimeMS, pgText(a.ErrorMessage), pgText(string(a.FailureReason)), a.CreatedAt
 	}
 	applied := make([]bool, n)
-	rows, err := s.pool.Query(ctx, s.sql.recordGroup, ords, ids, tokens, statuses, reasons, details,
+	rows, err := s.pool.Query(ctx, s.sql.recordGroup, s.replan, ords, ids, tokens, statuses, reasons, details,
 		secrets, numbers, next, updated, completed,
 		attemptIDs, codes, bodies, elapsed, errMsgs, attemptReasons, attemptAt)
 	if err == nil {

@@ -70,6 +70,7 @@ type Store struct {
 	channel string // LISTEN/NOTIFY channel
 	log     *slog.Logger
 	sql     statements
+	replan  pgx.QueryExecMode // for statements planned at each run (see replanMode)
 
 	inserts *grouper[*store.Delivery] // nil with DisableGroupCommit
 	records *grouper[recordCall]      // nil with DisableGroupCommit
@@ -102,6 +103,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		log:     opts.Logger,
 	}
 	s.sql = newStatements(s.q)
+	s.replan = replanMode(pool.Config().ConnConfig.DefaultQueryExecMode)
 	if !opts.DisableGroupCommit {
 		s.inserts = newGrouper(s.writeInserts)
 		s.records = newGrouper(s.writeRecords)
@@ -130,6 +132,33 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// replanMode is the query mode, given a connection's default mode, of the
+// statements whose good plan depends on how many rows the tables hold: those
+// that join a group's rows to the deliveries table, and the conflict check,
+// whose pending-batch lookup can also walk the due index. pgx's default mode
+// prepares each statement once per connection, and after five runs
+// PostgreSQL may keep one generic plan for it until the table's statistics
+// next change; planned while the tables of a new schema are tiny, that plan
+// reads the whole table (a hash join over a sequential scan) and goes on
+// doing so as the table grows, until autovacuum next runs ANALYZE.
+// QueryExecModeCacheDescribe plans each run for the table as it is (one
+// round trip still). Other modes already plan each run and are kept.
+func replanMode(def pgx.QueryExecMode) pgx.QueryExecMode {
+	if def == pgx.QueryExecModeCacheStatement {
+		return pgx.QueryExecModeCacheDescribe
+	}
+	return def
+}
+
+// replanFor is the mode of such statements on q: the Store's pool, or a
+// caller's transaction, whose connection may be configured otherwise.
+func (s *Store) replanFor(q querier) pgx.QueryExecMode {
+	if tx, ok := q.(pgx.Tx); ok {
+		return replanMode(tx.Conn().Config().DefaultQueryExecMode)
+	}
+	return s.replan
 }
 
 // dbText makes s storable in a text column: PostgreSQL refuses NUL bytes
