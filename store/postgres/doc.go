@@ -76,6 +76,20 @@
 // enqueue through Tx from many concurrent transactions pay that
 // serialization; Insert's group commit sends one notification per group.
 //
+// # Statements and plans
+//
+// The Store runs its statements in the pool's default query mode (pgx's
+// ConnConfig.DefaultQueryExecMode), except two whose good plan depends on how
+// many rows the tables hold: the group form of Record, which joins a group's
+// rows to the deliveries table, and the check that says why an Insert
+// conflicted. With pgx's default mode, which prepares a statement once per
+// connection, PostgreSQL may settle on a generic plan after five runs and keep
+// it until the table's statistics next change; made while the tables of a new
+// schema are tiny, such a plan reads the whole table on every run until
+// autovacuum next analyzes it. Those two statements therefore run in
+// pgx.QueryExecModeCacheDescribe (planned at each run, still one round trip);
+// a pool configured with another mode keeps it.
+//
 // # Times
 //
 // PostgreSQL keeps timestamps to the microsecond: times given to the Store
