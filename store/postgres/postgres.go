@@ -156,7 +156,9 @@ func replanMode(def pgx.QueryExecMode) pgx.QueryExecMode {
 // caller's transaction, whose connection may be configured otherwise.
 func (s *Store) replanFor(q querier) pgx.QueryExecMode {
 	if tx, ok := q.(pgx.Tx); ok {
-		return replanMode(tx.Conn().Config().DefaultQueryExecMode)
+		if c := tx.Conn(); c != nil { // nil from a wrapper of the caller's
+			return replanMode(c.Config().DefaultQueryExecMode)
+		}
 	}
 	return s.replan
 }
