@@ -98,6 +98,25 @@ func TestOutboxConflictKeepsTheTransactionUsable(t *testing.T) {
 	assert.Equal(t, store.StatusPending, got.Status)
 }
 
+// A conflict in a transaction that the host wraps (tracing, say) so that
+// Conn returns nil is still a conflict, not a panic.
+func TestOutboxConflictThroughAWrappedTransaction(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	ins := db.Store.Tx(connless{tx})
+	batch := uuid.New()
+	require.NoError(t, ins.Insert(ctx, storetest.NewDelivery(batch, time.Now())))
+	require.ErrorIs(t, ins.Insert(ctx, storetest.NewDelivery(batch, time.Now())), store.ErrConflict)
+}
+
+// connless is a pgx.Tx whose Conn is nil.
+type connless struct{ pgx.Tx }
+
+func (connless) Conn() *pgx.Conn { return nil }
+
 var errRollback = rollbackError{}
 
 type rollbackError struct{}
