@@ -87,8 +87,10 @@
 // it until the table's statistics next change; made while the tables of a new
 // schema are tiny, such a plan reads the whole table on every run until
 // autovacuum next analyzes it. Those two statements therefore run in
-// pgx.QueryExecModeCacheDescribe (planned at each run, still one round trip);
-// a pool configured with another mode keeps it.
+// pgx.QueryExecModeCacheDescribe (planned at each run, still one round trip),
+// or QueryExecModeDescribeExec when the connection has no description cache;
+// a pool configured with another mode keeps it. Every mode works, the simple
+// protocol included (PgBouncer in transaction mode).
 //
 // # Times
 //

@@ -134,7 +134,7 @@ func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) err
 func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Delivery]) {
 	n := len(calls)
 	var (
-		ids, batches = make([][16]byte, n), make([][16]byte, n)
+		ids, batches = make([]pgtype.UUID, n), make([]pgtype.UUID, n)
 		urls         = make([]string, n)
 		payloads     = make([][]byte, n)
 		secrets      = make([]pgtype.UUID, n)
@@ -148,7 +148,7 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 	)
 	for i, c := range calls {
 		d := c.v
-		ids[i], batches[i], urls[i], payloads[i] = d.ID, d.BatchID, d.CallbackURL, d.Payload
+		ids[i], batches[i], urls[i], payloads[i] = pgUUID(d.ID), pgUUID(d.BatchID), d.CallbackURL, d.Payload
 		secrets[i] = pgNullUUID(d.SigningSecretID)
 		automatic[i], maxAttempts[i] = d.IsAutomatic, int32(d.MaxAttempts)
 		next[i], ctd[i], upd[i], ords[i] = d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, int32(i)

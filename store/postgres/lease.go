@@ -141,7 +141,7 @@ func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]
 	n := len(calls)
 	var (
 		ords, numbers, codes     = make([]int32, n), make([]int32, n), make([]pgtype.Int4, n)
-		ids, tokens, attemptIDs  = make([][16]byte, n), make([][16]byte, n), make([][16]byte, n)
+		ids, tokens, attemptIDs  = make([]pgtype.UUID, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n)
 		statuses                 = make([]string, n)
 		reasons, details, bodies = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
 		errMsgs, attemptReasons  = make([]pgtype.Text, n), make([]pgtype.Text, n)
@@ -152,11 +152,11 @@ func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]
 	)
 	for i, c := range calls {
 		r, a := &c.v.r, &c.v.r.Attempt
-		ords[i], ids[i], tokens[i], statuses[i] = int32(i), r.DeliveryID, c.v.token, string(r.Status)
+		ords[i], ids[i], tokens[i], statuses[i] = int32(i), pgUUID(r.DeliveryID), pgUUID(c.v.token), string(r.Status)
 		reasons[i], details[i] = pgText(string(r.FailureReason)), pgText(r.FailureDetail)
 		secrets[i] = pgNullUUID(r.SigningSecretID)
 		numbers[i], next[i], updated[i], completed[i] = int32(a.AttemptNumber), pgTime(r.NextAttemptAt), r.UpdatedAt, pgTime(r.CompletedAt)
-		attemptIDs[i], codes[i], bodies[i] = a.ID, attemptStatus(a), attemptBody(a)
+		attemptIDs[i], codes[i], bodies[i] = pgUUID(a.ID), attemptStatus(a), attemptBody(a)
 		elapsed[i], errMsgs[i], attemptReasons[i], attemptAt[i] = a.ResponseTimeMS, pgText(a.ErrorMessage), pgText(string(a.FailureReason)), a.CreatedAt
 	}
 	applied := make([]bool, n)

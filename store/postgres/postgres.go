@@ -103,7 +103,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		log:     opts.Logger,
 	}
 	s.sql = newStatements(s.q)
-	s.replan = replanMode(pool.Config().ConnConfig.DefaultQueryExecMode)
+	s.replan = replanMode(pool.Config().ConnConfig)
 	if !opts.DisableGroupCommit {
 		s.inserts = newGrouper(s.writeInserts)
 		s.records = newGrouper(s.writeRecords)
@@ -144,12 +144,17 @@ type querier interface {
 // reads the whole table (a hash join over a sequential scan) and goes on
 // doing so as the table grows, until autovacuum next runs ANALYZE.
 // QueryExecModeCacheDescribe plans each run for the table as it is (one
-// round trip still). Other modes already plan each run and are kept.
-func replanMode(def pgx.QueryExecMode) pgx.QueryExecMode {
-	if def == pgx.QueryExecModeCacheStatement {
+// round trip still), or QueryExecModeDescribeExec (two) when the connection
+// has no description cache. Other modes already plan each run and are kept.
+func replanMode(cfg *pgx.ConnConfig) pgx.QueryExecMode {
+	switch {
+	case cfg.DefaultQueryExecMode != pgx.QueryExecModeCacheStatement:
+		return cfg.DefaultQueryExecMode
+	case cfg.DescriptionCacheCapacity > 0:
 		return pgx.QueryExecModeCacheDescribe
+	default:
+		return pgx.QueryExecModeDescribeExec
 	}
-	return def
 }
 
 // replanFor is the mode of such statements on q: the Store's pool, or a
@@ -157,7 +162,7 @@ func replanMode(def pgx.QueryExecMode) pgx.QueryExecMode {
 func (s *Store) replanFor(q querier) pgx.QueryExecMode {
 	if tx, ok := q.(pgx.Tx); ok {
 		if c := tx.Conn(); c != nil { // nil from a wrapper of the caller's
-			return replanMode(c.Config().DefaultQueryExecMode)
+			return replanMode(c.Config())
 		}
 	}
 	return s.replan

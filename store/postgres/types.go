@@ -11,7 +11,7 @@ import (
 // driver.Valuer (formatted as text and parsed again), which costs more than
 // the rest of the encoding.
 
-func pgUUID(u uuid.UUID) [16]byte { return u }
+func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }
 
 func pgNullUUID(u uuid.NullUUID) pgtype.UUID { return pgtype.UUID{Bytes: u.UUID, Valid: u.Valid} }
 
