@@ -241,7 +241,8 @@ func (d *Deliverer) leased(rec *store.Delivery, op string, call func(token uuid.
 }
 
 // retryStore runs call until it succeeds, fails with ErrLeaseLost or
-// ErrNotFound (which no retry mends), or the retries run out.
+// ErrNotFound (which no retry mends), the retries run out, or the Deliverer
+// is aborted (Stop's context ended).
 func (d *Deliverer) retryStore(op string, call func() error) error {
 	var err error
 	for i := 0; ; i++ {
@@ -253,10 +254,18 @@ func (d *Deliverer) retryStore(op string, call func() error) error {
 			return err
 		}
 		d.storeError(op, err)
-		if i == len(storeRetries) {
+		if i == len(storeRetries) || d.runCtx.Err() != nil {
 			return err
 		}
-		time.Sleep(storeRetries[i])
+		// Once Stop's context has ended (or Start's), no more tries: Stop
+		// is not to wait for a failing Store, and the lease will expire.
+		t := time.NewTimer(storeRetries[i])
+		select {
+		case <-t.C:
+		case <-d.runCtx.Done():
+			t.Stop()
+			return err
+		}
 	}
 }
 
@@ -372,6 +381,11 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 	b, readErr := w.readBody(resp.Body, d.cfg.ResponseReadLimit)
 	elapsed = time.Since(t0)
 	status, header = resp.StatusCode, resp.Header
+	if status < 100 {
+		// net/http takes any three digits ("HTTP/1.1 050"); a status is
+		// 100 to 999, as a malformed status line is a transport error.
+		return 0, "", nil, store.ReasonConnectionError, fmt.Sprintf("malformed HTTP response: status code %03d", status), elapsed
+	}
 	body = responseText(b[:min(len(b), d.cfg.ResponseBodyLimit)])
 	if readErr != nil {
 		_, msg := classify(ctx, readErr)

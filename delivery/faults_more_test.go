@@ -412,3 +412,80 @@ func TestClockJumpsBackward(t *testing.T) {
 		assert.Equal(t, 2, got[id.String()], "delivery %s: sends", id)
 	}
 }
+
+// net/http accepts any three digits as a status ("HTTP/1.1 050"), which no
+// store may record as an HTTP status. Such a response is a malformed one: a
+// connection_error attempt with no status, retried on the schedule, and not a
+// Record the store refuses (which left the delivery leased, sent again at
+// each lease expiry without ever being recorded).
+func TestStatusBelow100IsAMalformedResponse(t *testing.T) {
+	for _, line := range []string{"HTTP/1.1 050 Weird", "HTTP/1.1 000 Zero"} {
+		t.Run(line, func(t *testing.T) {
+			h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+				conn, buf, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				buf.WriteString(line + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				buf.Flush()
+			}, func(c *delivery.Config) {
+				c.Observer.Error = func(op string, err error) { t.Errorf("store %s: %v", op, err) }
+			})
+			rec := h.waitAttempts(h.deliver(h.srv.URL).ID, 1)
+			require.Equal(t, store.StatusPending, rec.Status, "retried on the schedule")
+			a := rec.Attempts[0]
+			assert.Equal(t, 0, a.StatusCode, "no HTTP status")
+			assert.Equal(t, store.ReasonConnectionError, a.FailureReason)
+			assert.Contains(t, a.ErrorMessage, "malformed HTTP response")
+		})
+	}
+}
+
+// failingRelease is a memory store whose Release fails once down is set,
+// as when the database went away.
+type failingRelease struct {
+	*store.Memory
+	down     atomic.Bool
+	releases atomic.Int32
+}
+
+func (s *failingRelease) Release(ctx context.Context, id, token uuid.UUID, next time.Time) error {
+	if s.down.Load() {
+		s.releases.Add(1)
+		return errors.New("connection refused")
+	}
+	return s.Memory.Release(ctx, id, token, next)
+}
+
+// Stop's context bounds its wait also when the Store fails: once it has
+// ended, each lease still to give back gets one try, not the retries (about
+// 3 s each, one after another for the deliveries queued behind a hanging
+// host).
+func TestStopKeepsItsDeadlineWhenTheStoreFails(t *testing.T) {
+	var started atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	st := &failingRelease{Memory: store.NewMemory()}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, Workers: 2, MaxPerHost: 1,
+		AttemptTimeout: time.Minute, Lease: 2 * time.Minute, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	for range 4 {
+		_, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return started.Load() == 1 }, 10*time.Second, time.Millisecond)
+	st.down.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.ErrorIs(t, d.Stop(ctx), context.DeadlineExceeded)
+	took := time.Since(start)
+	require.Positive(t, st.releases.Load(), "the leases were given back, and failed")
+	require.Less(t, took, 2*time.Second, "Stop outlived its 100 ms context by %s (%d releases failed)", took, st.releases.Load())
+}
