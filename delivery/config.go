@@ -149,9 +149,10 @@ type Config struct {
 	// port of the URL) run at once, so one endpoint that hangs until every
 	// timeout cannot occupy every worker. More deliveries to the host wait
 	// in a queue without holding a worker (the next free slot of the host
-	// takes them at once): up to max(MaxPerHost, 2×Workers − Workers/2 −
-	// MaxPerHost), which leaves room to claim work for other hosts. Beyond
-	// that they go back to the Store until the host is likely to have room
+	// takes them at once): up to Workers − Workers/2 in the queues of all
+	// hosts together, which leaves room to claim work for other hosts
+	// however many hang. Beyond that they go back to the Store until the
+	// host is likely to have room
 	// (about its recent attempt time, or how long none has ended; at most a
 	// PollInterval). Default Workers/2 (at least 1); at most Workers.
 	MaxPerHost int

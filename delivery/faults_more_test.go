@@ -489,3 +489,53 @@ func TestStopKeepsItsDeadlineWhenTheStoreFails(t *testing.T) {
 	require.Positive(t, st.releases.Load(), "the leases were given back, and failed")
 	require.Less(t, took, 2*time.Second, "Stop outlived its 100 ms context by %s (%d releases failed)", took, st.releases.Load())
 }
+
+// Hosts that hang hold their MaxPerHost slots and fill the hosts' queues,
+// but never so far that a worker left idle has nothing to claim: a delivery
+// to a healthy host, claimed from the Store (as DeliverTx's, retries' and
+// other replicas' are), is sent while the hanging attempts still wait for
+// their timeout.
+func TestHangingHostsLeaveRoomToClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name                       string
+		workers, maxPerHost, hosts int
+	}{
+		// A queue per host sized as if only one hung: two took all 16
+		// places while 6 of 8 workers sat idle.
+		{"two hosts, one slot each", 8, 1, 2},
+		// MaxPerHost near Workers: 5 slots and a queue of 5 left 2 of 12
+		// places free, fewer than a claim waits for (3).
+		{"one host, most slots", 6, 5, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil, func(c *delivery.Config) {
+				c.Workers, c.MaxPerHost = tc.workers, tc.maxPerHost
+				c.AttemptTimeout, c.Lease = time.Minute, 2*time.Minute
+			})
+			release := make(chan struct{})
+			var hanging atomic.Int32
+			for range tc.hosts {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					hanging.Add(1)
+					defer hanging.Add(-1)
+					select {
+					case <-release:
+					case <-r.Context().Done():
+					}
+				}))
+				t.Cleanup(srv.Close) // after release, which ends the requests
+				for range 20 {
+					_, err := h.d.DeliverTx(context.Background(), h.st, srv.URL, callback(uuid.New()))
+					require.NoError(t, err)
+				}
+			}
+			defer close(release)
+			want := int32(tc.hosts * tc.maxPerHost)
+			require.Eventually(t, func() bool { return hanging.Load() == want }, 10*time.Second, time.Millisecond)
+			settle() // the dispatcher claims what the queues take
+			rec, err := h.d.DeliverTx(context.Background(), h.st, h.srv.URL, callback(uuid.New()))
+			require.NoError(t, err)
+			h.waitFor(rec.ID, func(d *store.Delivery) bool { return d.Status == store.StatusSucceeded }, "succeeded while hosts hang")
+		})
+	}
+}
