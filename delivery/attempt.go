@@ -386,7 +386,7 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 		// 100 to 999, as a malformed status line is a transport error.
 		return 0, "", nil, store.ReasonConnectionError, fmt.Sprintf("malformed HTTP response: status code %03d", status), elapsed
 	}
-	body = responseText(b[:min(len(b), d.cfg.ResponseBodyLimit)])
+	body = responseText(b, d.cfg.ResponseBodyLimit)
 	if readErr != nil {
 		_, msg := classify(ctx, readErr)
 		detail = "reading response body: " + msg
@@ -405,13 +405,24 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 	}
 }
 
-// responseText stores a response body prefix as text, replacing bytes that
-// are not UTF-8 (a prefix may also cut a character in two).
-func responseText(b []byte) string {
+// responseText is the text stored of a response body: at most limit bytes,
+// with bytes that are not UTF-8 replaced by U+FFFD (a prefix may also cut a
+// character in two). A replacement is 3 bytes, so it is cut again, at a
+// character boundary.
+func responseText(b []byte, limit int) string {
+	b = b[:min(len(b), limit)]
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if len(s) > limit {
+		i := limit
+		for !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i]
+	}
+	return s
 }
 
 // tlsHandshakeError reports a TLS failure that crypto/tls gives no type to:

@@ -22,7 +22,6 @@ const (
 	DefaultPollInterval      = time.Second
 	DefaultMaxRetryAfter     = time.Hour
 	DefaultResponseBodyLimit = 20_000
-	DefaultResponseReadLimit = 64 << 10
 	DefaultMaxPayloadBytes   = 256 << 10
 )
 
@@ -132,17 +131,19 @@ type Config struct {
 	// Default DefaultPollInterval (1 s).
 	PollInterval time.Duration
 
-	// ResponseBodyLimit is how many bytes of a response body are read and
-	// stored with the attempt; reading stops there. Default
-	// DefaultResponseBodyLimit (20,000).
+	// ResponseBodyLimit is how many bytes of a response body are stored
+	// with the attempt, at most, as text: bytes that are not UTF-8 are
+	// stored as U+FFFD, within the limit. Default DefaultResponseBodyLimit
+	// (20,000).
 	ResponseBodyLimit int
 
 	// ResponseReadLimit is how many bytes of a response body are read at
-	// most (ResponseBodyLimit of them stored); reading stops there and the
-	// connection is dropped, so a 10 MiB answer costs no more than this.
-	// Reading a short body to its end lets the connection be reused.
-	// Default DefaultResponseReadLimit (64 KiB), and never less than
-	// ResponseBodyLimit.
+	// most; reading stops there and the connection is dropped, so a 10 MiB
+	// answer costs no more than this. A body read to its end lets the
+	// connection be reused, so a larger limit (say 64 KiB) keeps
+	// connections to receivers whose answers are longer than what is
+	// stored. Default ResponseBodyLimit: reading stops where storing does.
+	// Never less than ResponseBodyLimit.
 	ResponseReadLimit int
 
 	// MaxPerHost is how many attempts to one destination host (host and
@@ -228,8 +229,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"Workers", &c.Workers, DefaultWorkers},
 		{"MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts},
 		{"ResponseBodyLimit", &c.ResponseBodyLimit, DefaultResponseBodyLimit},
-		{"ResponseReadLimit", &c.ResponseReadLimit, DefaultResponseReadLimit},
-		{"MaxPerHost", &c.MaxPerHost, -1}, // default depends on Workers
+		{"ResponseReadLimit", &c.ResponseReadLimit, -1}, // default depends on ResponseBodyLimit
+		{"MaxPerHost", &c.MaxPerHost, -1},               // default depends on Workers
 		{"MaxPayloadBytes", &c.MaxPayloadBytes, DefaultMaxPayloadBytes},
 	} {
 		if *f.v < 0 {
@@ -250,6 +251,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPerHost > c.Workers {
 		return bad("MaxPerHost", fmt.Sprintf("(%d) is more than Workers (%d)", c.MaxPerHost, c.Workers))
+	}
+	if c.ResponseReadLimit == -1 {
+		c.ResponseReadLimit = c.ResponseBodyLimit
 	}
 	if c.ResponseReadLimit < c.ResponseBodyLimit {
 		return bad("ResponseReadLimit", fmt.Sprintf("(%d) is less than ResponseBodyLimit (%d): what is stored must have been read", c.ResponseReadLimit, c.ResponseBodyLimit))

@@ -27,7 +27,7 @@ func TestDocumentedDefaults(t *testing.T) {
 	assert.Equal(t, 15*time.Second, c.AttemptTimeout)
 	assert.Equal(t, 256<<10, c.MaxPayloadBytes)
 	assert.Equal(t, 20_000, c.ResponseBodyLimit)
-	assert.Equal(t, 64<<10, c.ResponseReadLimit)
+	assert.Equal(t, 20_000, c.ResponseReadLimit, "reading stops where storing does")
 	assert.Equal(t, time.Hour, c.MaxRetryAfter)
 	assert.False(t, c.AllowPrivateNetworks)
 	assert.False(t, c.AllowURLUserinfo)

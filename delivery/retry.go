@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -109,12 +110,11 @@ func retryAfter(h string, now time.Time) (d time.Duration, ok bool) {
 	if h == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(365*24*time.Hour/time.Second) {
-			secs = int64(365 * 24 * time.Hour / time.Second)
+	if strings.Trim(h, "0123456789") == "" { // delay-seconds: digits only
+		const year = int64(365 * 24 * time.Hour / time.Second)
+		secs, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || secs > year { // too many digits for int64 is a long wait too
+			secs = year
 		}
 		return time.Duration(secs) * time.Second, true
 	}

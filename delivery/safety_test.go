@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -49,7 +50,8 @@ func TestHugeResponseCostsNoMoreThanTheReadLimit(t *testing.T) {
 
 	assert.Equal(t, store.StatusSucceeded, got.Status)
 	assert.Len(t, got.Attempts[0].ResponseBody, delivery.DefaultResponseBodyLimit, "a prefix of ResponseBodyLimit bytes is stored")
-	// The sender reads 64 KiB and drops the connection; the whole process
+	// The sender reads ResponseReadLimit (by default ResponseBodyLimit)
+	// bytes and drops the connection; the whole process
 	// (receiver included) allocates far less than the 10 MiB on offer.
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4<<20), "reading the response allocated too much")
 	select {
@@ -216,4 +218,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 			assert.NotContains(t, out, needle, "%s shows the secret", name)
 		}
 	}
+}
+
+// The stored response body is at most ResponseBodyLimit bytes also when it
+// is not UTF-8: each stray byte becomes U+FFFD (3 bytes), and the text is
+// cut again at a character boundary.
+func TestStoredBodyKeepsItsLimitWhenNotUTF8(t *testing.T) {
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("a\xff", 500)))
+	}, func(c *delivery.Config) { c.ResponseBodyLimit = 1000 })
+	body := h.waitTerminal(h.deliver(h.srv.URL).ID).Attempts[0].ResponseBody
+	assert.LessOrEqual(t, len(body), 1000)
+	assert.True(t, utf8.ValidString(body))
+	assert.Equal(t, strings.Repeat("a\uFFFD", 250), body, "as many whole characters as fit")
 }
