@@ -59,6 +59,14 @@ type Deliverer struct {
 	open   atomic.Bool
 	sendMu sync.RWMutex
 
+	// handoffs counts Deliver calls between reserve and the end of
+	// enqueueLeased, which Stop waits for; handoffIdle, when set, is closed
+	// when the count drops to zero. Both under handoffMu, under which
+	// reserve also reads open.
+	handoffMu   sync.Mutex
+	handoffs    int
+	handoffIdle chan struct{}
+
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
 
@@ -462,8 +470,11 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 }
 
 // reserve takes a slot for a delivery to hand straight to a worker, if the
-// workers run and fewer than 2×Workers deliveries are busy.
+// workers run and fewer than 2×Workers deliveries are busy. The caller then
+// calls enqueueLeased, which Stop waits for.
 func (d *Deliverer) reserve() bool {
+	d.handoffMu.Lock()
+	defer d.handoffMu.Unlock()
 	if !d.open.Load() {
 		return false
 	}
@@ -473,8 +484,40 @@ func (d *Deliverer) reserve() bool {
 			return false
 		}
 		if d.busy.CompareAndSwap(b, b+1) {
+			d.handoffs++
 			return true
 		}
+	}
+}
+
+// handoffDone counts out a hand-off that reserve counted in.
+func (d *Deliverer) handoffDone() {
+	d.handoffMu.Lock()
+	defer d.handoffMu.Unlock()
+	if d.handoffs--; d.handoffs == 0 && d.handoffIdle != nil {
+		close(d.handoffIdle)
+		d.handoffIdle = nil
+	}
+}
+
+// waitHandoffs waits until no Deliver is between reserve and the end of its
+// enqueueLeased (each has then handed its delivery to a worker, or given it
+// back), or until the Deliverer is aborted. The workers no longer take jobs
+// (open is false), so no hand-off starts meanwhile.
+func (d *Deliverer) waitHandoffs() {
+	d.handoffMu.Lock()
+	if d.handoffs == 0 {
+		d.handoffMu.Unlock()
+		return
+	}
+	if d.handoffIdle == nil {
+		d.handoffIdle = make(chan struct{})
+	}
+	idle := d.handoffIdle
+	d.handoffMu.Unlock()
+	select {
+	case <-idle:
+	case <-d.runCtx.Done():
 	}
 }
 
@@ -487,6 +530,7 @@ func (d *Deliverer) reserve() bool {
 // claim of it by this Deliverer's dispatcher is then a newer claim for the
 // same worker, not a second delivery to send.
 func (d *Deliverer) enqueueLeased(ctx context.Context, li store.LeasedInserter, rec *store.Delivery) error {
+	defer d.handoffDone()
 	job := *rec
 	job.Payload = bytes.Clone(rec.Payload)
 	job.LeaseToken = uuid.New()
@@ -609,12 +653,15 @@ func (d *Deliverer) Start(ctx context.Context) error {
 }
 
 // Stop stops claiming new deliveries and waits for the attempts in flight to
-// finish and be recorded. If ctx ends first, it aborts them, releases their
-// leases (so they are due again at once, for this or another process) and
-// returns ctx's error. Either way no delivery is left leased by this
-// Deliverer. An Observer hook that is running is waited for even then (see
-// Observer). Stop on a Deliverer never started, or already stopped, returns
-// nil.
+// finish and be recorded, and for Deliver calls that are handing their new
+// delivery straight to a worker (which then give it back, due at once). If
+// ctx ends first, it aborts the attempts, releases their leases (so they are
+// due again at once, for this or another process) and returns ctx's error;
+// a Store that fails then gets one try per lease. Either way no delivery is
+// left leased by this Deliverer, except one whose Store call had not
+// returned when ctx ended (its lease then expires). An Observer hook that is
+// running is waited for even then (see Observer). Stop on a Deliverer never
+// started, or already stopped, returns nil.
 func (d *Deliverer) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	if d.state != 1 {
@@ -638,7 +685,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		<-d.done
 	}
 	finished := make(chan struct{})
-	go func() { d.workers.Wait(); d.recorders.Wait(); close(finished) }()
+	go func() { d.waitHandoffs(); d.workers.Wait(); d.recorders.Wait(); close(finished) }()
 	select {
 	case <-finished:
 	case <-ctx.Done():

@@ -539,3 +539,59 @@ func TestHangingHostsLeaveRoomToClaim(t *testing.T) {
 		})
 	}
 }
+
+// gatedInsertLeased holds InsertLeased's answer until gate is closed (a slow
+// commit acknowledgement), and counts Store calls made once stopped is set.
+type gatedInsertLeased struct {
+	*store.Memory
+	inserted chan uuid.UUID
+	gate     chan struct{}
+	stopped  atomic.Bool
+	late     atomic.Int32
+}
+
+func (s *gatedInsertLeased) InsertLeased(ctx context.Context, d *store.Delivery) error {
+	err := s.Memory.InsertLeased(ctx, d)
+	s.inserted <- d.ID
+	<-s.gate
+	return err
+}
+
+func (s *gatedInsertLeased) Release(ctx context.Context, id, token uuid.UUID, next time.Time) error {
+	if s.stopped.Load() {
+		s.late.Add(1)
+	}
+	return s.Memory.Release(ctx, id, token, next)
+}
+
+// Stop waits for a Deliver that is handing its delivery straight to a
+// worker and is still inside InsertLeased: when Stop returns, the delivery
+// is not leased to the stopped Deliverer, and no Store call follows.
+func TestStopWaitsForADeliverInsideInsertLeased(t *testing.T) {
+	st := &gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	delivered := make(chan error, 1)
+	go func() {
+		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
+		delivered <- err
+	}()
+	id := <-st.inserted
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a Deliver was inside InsertLeased", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(st.gate)
+	require.NoError(t, <-stopped)
+	st.stopped.Store(true)
+	require.NoError(t, <-delivered)
+	got, err := st.Get(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, uuid.Nil, got.LeaseToken, "the delivery is still leased to the stopped Deliverer")
+	assert.Equal(t, store.StatusPending, got.Status)
+	assert.Zero(t, st.late.Load(), "Store calls after Stop returned")
+}
