@@ -41,7 +41,8 @@ const (
 // whether a group has taken it.
 type groupCall[T any] struct {
 	v     T
-	key   uuid.UUID // calls with the same key never share a group
+	ctx   context.Context // the caller's, for a write of this call alone (see answerLater)
+	key   uuid.UUID       // calls with the same key never share a group
 	err   error
 	taken bool
 	later bool // the writer answers it itself, after write has returned
@@ -78,7 +79,7 @@ func newGrouper[T any](write func(ctx context.Context, calls []*groupCall[T])) *
 // group is being written, do returns at once with an error that says the
 // outcome is unknown.
 func (g *grouper[T]) do(ctx context.Context, key uuid.UUID, v T) error {
-	c := &groupCall[T]{v: v, key: key, done: make(chan struct{})}
+	c := &groupCall[T]{v: v, ctx: ctx, key: key, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	start := g.running < groupFlushers

@@ -127,10 +127,11 @@ func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) err
 // group, then the reason of each call that inserted nothing. When the
 // statement fails on the server (so nothing was inserted), each call is
 // written on its own, so that one bad delivery fails alone: concurrently,
-// each answered when its own write ends, while the flusher goes on with the
-// next group. The statement waits at most groupLockTimeout for a row lock,
-// so a call that must wait for another transaction (an uncommitted insert
-// of the same batch) waits alone, not holding up every Insert behind it.
+// each within its caller's context and answered when its own write ends,
+// while the flusher goes on with the next group. The statement waits at
+// most groupLockTimeout for a row lock, so a call that must wait for another
+// transaction (an uncommitted insert of the same batch) waits alone, not
+// holding up every Insert behind it.
 func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Delivery]) {
 	n := len(calls)
 	var (
@@ -166,7 +167,9 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 			for _, c := range calls {
 				c.answerLater()
 				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+					// The caller's context: a caller that gave up (and was
+					// told the outcome is unknown) holds no connection.
+					ctx, cancel := context.WithTimeout(c.ctx, groupTimeout)
 					defer cancel()
 					c.answer(s.insertOne(ctx, s.pool, c.v))
 				}()

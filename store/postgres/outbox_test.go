@@ -166,3 +166,36 @@ func TestOpenHostTransactionHoldsUpOnlyItsBatch(t *testing.T) {
 		t.Fatal("the Insert of the batch did not finish after the rollback")
 	}
 }
+
+// Inserts held up by a host transaction, whose callers gave up, stop
+// waiting with them: after a group statement gives up on the lock, each
+// call is written alone within its caller's context, so none goes on
+// holding a pool connection (and waiting for the lock) for its caller.
+func TestInsertsHeldUpByAHostTransactionEndWithTheirCallers(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	st := db.NewStore(t, newPool(t, db.DSN, 2), nil)
+	batch := uuid.New()
+	tx, err := db.Pool.Begin(ctx) // the host's, on a pool of its own
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	require.NoError(t, st.Tx(tx).Insert(ctx, storetest.NewDelivery(batch, time.Now())))
+
+	for i, err := range runConcurrently(2, func(int) error {
+		c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		return st.Insert(c, storetest.NewDelivery(batch, time.Now()))
+	}) {
+		require.ErrorIs(t, err, context.DeadlineExceeded, "insert %d", i)
+	}
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, db.Schema).Scan(&n))
+		return n == 0
+	}, 5*time.Second, 10*time.Millisecond, "inserts whose callers gave up still wait for the host's lock")
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = st.Claim(c, time.Now(), 1, time.Minute)
+	require.NoError(t, err, "the Store's pool is free again")
+}
