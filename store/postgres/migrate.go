@@ -74,7 +74,9 @@ func (s *Store) lockKey() int64 {
 // Migrate creates the Store's schema and tables, or brings them up to the
 // version of this package, in one transaction. It is idempotent: migrations
 // already applied (recorded in the schema's schema_migrations table) are
-// skipped, so calling it on every start is cheap. Concurrent calls, from this
+// skipped, so calling it on every start is cheap; on an up-to-date schema it
+// only reads the version, so a role that may use the tables but not create
+// anything can call it too. Concurrent calls, from this
 // or other processes, are serialized by a transaction-scoped advisory lock
 // keyed by the schema name; the later ones find the work done. A database
 // whose schema is newer than this package knows is an error: deploy the newer
@@ -86,6 +88,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
+	}
+	if v, err := s.version(ctx); err == nil && v == len(ms) {
+		// Up to date: nothing to lock or create, so a role that may only
+		// use the tables can call Migrate on every start too.
+		return nil
 	}
 	// READ COMMITTED whatever the database's default: each statement after
 	// the lock must see what a migrator that held it before committed,
@@ -126,4 +133,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate schema %s: %w", s.schema, err)
 	}
 	return nil
+}
+
+// version reads the schema's version without changing anything: 0 when it
+// has no schema_migrations table yet.
+func (s *Store) version(ctx context.Context) (int, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.q+".schema_migrations").Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v int
+	err := s.pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.q+".schema_migrations").Scan(&v)
+	return v, err
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -94,4 +95,41 @@ func TestMigrateRefusesANewerSchema(t *testing.T) {
 	require.NoError(t, err)
 	err = db.Store.Migrate(context.Background())
 	assert.ErrorContains(t, err, "newer than this hookline knows", "Migrate must refuse a schema a newer hookline has migrated")
+}
+
+// The schema is migrated by its owner; the service runs as a role that may
+// use the tables but not create anything, and calls Migrate on every start,
+// as advised. On an up-to-date schema that needs no CREATE privilege.
+func TestMigrateUpToDateNeedsNoCreatePrivilege(t *testing.T) {
+	db := newTestDB(t) // migrated by the test database's superuser
+	ctx := context.Background()
+	role := "hookline_test_app_" + db.Schema[len(db.Schema)-12:]
+	t.Cleanup(func() {
+		db.Pool.Exec(ctx, "DROP OWNED BY "+role)
+		db.Pool.Exec(ctx, "DROP ROLE "+role)
+	})
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA " + db.Schema + " TO " + role,
+		"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA " + db.Schema + " TO " + role,
+	} {
+		_, err := db.Pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	cfg.ConnConfig.User = role
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	app, err := postgres.New(pool, postgres.Options{Schema: db.Schema})
+	require.NoError(t, err)
+	_, err = app.Claim(ctx, time.Now(), 1, time.Minute)
+	require.NoError(t, err, "the role can use the Store")
+	require.NoError(t, app.Migrate(ctx))
+
+	// Not up to date: then it needs the privileges, and says so.
+	_, err = db.Pool.Exec(ctx, "DELETE FROM "+db.Schema+".schema_migrations WHERE version = $1", postgres.SchemaVersion())
+	require.NoError(t, err)
+	require.ErrorContains(t, app.Migrate(ctx), "permission denied")
 }
