@@ -25,7 +25,8 @@ const ListenerApplicationName = "hookline listener"
 // Deliverer calls it on Start.
 //
 // Each call starts a goroutine that holds one dedicated connection, opened
-// with the pool's connection settings but outside the pool, and LISTENs on
+// with the pool's connection settings and its BeforeConnect and
+// AfterConnect hooks, but outside the pool, and LISTENs on
 // the schema's channel. Values are coalesced: the channel holds at most one,
 // and a slow reader misses nothing but repeats. When the connection drops,
 // the listener reconnects with growing delays (100 ms up to 5 s), and sends
@@ -59,7 +60,11 @@ func (s *Store) listen(ctx context.Context, ch chan<- struct{}) {
 		if listening {
 			delay = listenRetryMin
 		}
-		s.log.Warn("hookline: notification listener lost its connection; reconnecting (polling covers the gap)",
+		what := "could not listen"
+		if listening {
+			what = "lost its connection"
+		}
+		s.log.Warn("hookline: notification listener "+what+"; reconnecting (polling covers the gap)",
 			"schema", s.schema, "retry_in", delay, "error", err)
 		t := time.NewTimer(delay + time.Duration((rand.Float64()-0.5)*0.5*float64(delay)))
 		select {
@@ -76,7 +81,15 @@ func (s *Store) listen(ctx context.Context, ch chan<- struct{}) {
 // connection fails or ctx ends. listening reports whether it got as far as
 // LISTEN.
 func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bool) (listening bool, err error) {
-	cfg := s.pool.Config().ConnConfig // a copy
+	pc := s.pool.Config() // a copy
+	cfg := pc.ConnConfig
+	// The pool's hooks too: they may supply a short-lived password or the
+	// current host, or set up each session.
+	if pc.BeforeConnect != nil {
+		if err := pc.BeforeConnect(ctx, cfg); err != nil {
+			return false, err
+		}
+	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
@@ -91,6 +104,11 @@ func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bo
 		defer cancel()
 		conn.Close(cctx)
 	}()
+	if pc.AfterConnect != nil {
+		if err := pc.AfterConnect(ctx, conn); err != nil {
+			return false, err
+		}
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return false, err
 	}

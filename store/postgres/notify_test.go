@@ -2,13 +2,16 @@ package postgres_test
 
 import (
 	"context"
+	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -218,4 +221,41 @@ func TestInsertLeasedNotifiesNobody(t *testing.T) {
 
 	insertOne(t, db.Store)
 	assert.Equal(t, "", nextPayload(t, conn), "a plain insert notifies")
+}
+
+// The listener connects as the pool does, hooks included: here the pool's
+// BeforeConnect supplies the port (as it might a short-lived password or
+// the current primary), and its AfterConnect sets up each session.
+func TestNotifyListenerUsesThePoolsHooks(t *testing.T) {
+	db := newTestDB(t)
+	direct, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	port := direct.ConnConfig.Port
+	u, err := url.Parse(db.DSN)
+	require.NoError(t, err)
+	u.Host = u.Hostname() + ":1" // nothing listens there
+	cfg, err := pgxpool.ParseConfig(u.String())
+	require.NoError(t, err)
+	cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+		cc.Port = port
+		return nil
+	}
+	var listenerSetUp atomic.Bool
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		if c.Config().RuntimeParams["application_name"] == postgres.ListenerApplicationName {
+			listenerSetUp.Store(true)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st := db.NewStore(t, pool, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch := st.Notify(ctx)
+	listenerPID(t, db, 0)
+	assert.True(t, listenerSetUp.Load(), "AfterConnect did not run on the listener's connection")
+	insertOne(t, db.Store)
+	awaitNotification(t, ch, "the listener connected through the pool's BeforeConnect")
 }
