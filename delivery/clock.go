@@ -50,7 +50,11 @@ func (t systemTimer) Stop() bool          { return t.t.Stop() }
 //
 // A Deliverer reacts to a fired timer on its own goroutines; a test waits for
 // the effect it expects (for example an attempt recorded in the Store)
-// before advancing again.
+// before advancing again. A delivery that a host's full queue turned back
+// (see Config.MaxPerHost) is due again a little later on the Clock, by about
+// the host's recent attempt time and at most a PollInterval: a test that
+// sends more deliveries to one host than its slots and queue hold advances
+// the clock by a PollInterval to let them through.
 type ManualClock struct {
 	mu     sync.Mutex
 	now    time.Time
