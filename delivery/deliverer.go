@@ -70,10 +70,12 @@ type Deliverer struct {
 	dueMu sync.Mutex
 	due   timeHeap // NextAttemptAt of retries this Deliverer scheduled
 
-	flightMu sync.Mutex
-	flights  map[uuid.UUID]*store.Delivery // in work; value: a newer claim of it, or nil
-	hosts    map[string]*hostState         // per destination host: slots taken, deliveries waiting
-	queued   int                           // deliveries waiting in hosts' queues
+	flightMu  sync.Mutex
+	flights   map[uuid.UUID]*store.Delivery // in work; value: a newer claim of it, or nil
+	hosts     map[string]*hostState         // per destination host: slots taken, deliveries waiting
+	queued    int                           // deliveries waiting in hosts' queues
+	claiming  bool                          // a Claim is on its way (see takeNewer)
+	claimDone sync.Cond                     // on flightMu: claiming became false
 }
 
 // claimed hands a claimed delivery to a worker, unless a worker of this
@@ -93,10 +95,26 @@ func (d *Deliverer) claimed(rec *store.Delivery) bool {
 	return true
 }
 
-// takeNewer returns and forgets a newer claim of the delivery, if any.
+// setClaiming says whether a Claim is on its way; see takeNewer.
+func (d *Deliverer) setClaiming(on bool) {
+	d.flightMu.Lock()
+	d.claiming = on
+	d.flightMu.Unlock()
+	if !on {
+		d.claimDone.Broadcast()
+	}
+}
+
+// takeNewer returns and forgets a newer claim of the delivery, if any. A
+// worker calls it when its lease was lost: the newer claim may be in a Claim
+// that has leased the delivery in the Store and not yet returned, so it
+// waits for a Claim on its way to be handed out first.
 func (d *Deliverer) takeNewer(id uuid.UUID) *store.Delivery {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
+	for d.flights[id] == nil && d.claiming {
+		d.claimDone.Wait()
+	}
 	newer := d.flights[id]
 	if newer != nil {
 		d.flights[id] = nil
@@ -291,6 +309,7 @@ func New(cfg Config) (*Deliverer, error) {
 		refill:  max(1, int64(cfg.Workers)/2),
 	}
 	d.queueCap = int(d.ahead-d.refill) - cfg.Workers
+	d.claimDone.L = &d.flightMu
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or
 		// timeout of its own, so its transport can be called directly,
@@ -727,6 +746,7 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 		}
 		now := d.cfg.Clock.Now()
 		if free := d.ahead - d.busy.Load(); free >= d.refill {
+			d.setClaiming(true)
 			claimed, err := d.cfg.Store.Claim(d.runCtx, now, int(free), d.cfg.Lease)
 			if err != nil && d.runCtx.Err() == nil {
 				d.storeError("claim", err)
@@ -737,6 +757,7 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 					d.jobs <- rec // never blocks: at most 2×Workers are busy
 				}
 			}
+			d.setClaiming(false)
 			if len(claimed) == int(free) {
 				// More may be due. Workers wake the dispatcher only as
 				// busy falls through ahead-refill, which it may never

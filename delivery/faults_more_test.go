@@ -595,3 +595,75 @@ func TestStopWaitsForADeliverInsideInsertLeased(t *testing.T) {
 	assert.Equal(t, store.StatusPending, got.Status)
 	assert.Zero(t, st.late.Load(), "Store calls after Stop returned")
 }
+
+// slowClaimReturn is a memory store whose Claim, once hold is set, leases
+// what is due and then waits for gate before returning (a slow round trip
+// back from the database).
+type slowClaimReturn struct {
+	*store.Memory
+	hold    atomic.Bool
+	claimed chan struct{}
+	gate    chan struct{}
+	lost    atomic.Int32
+}
+
+func (s *slowClaimReturn) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	ds, err := s.Memory.Claim(ctx, now, limit, lease)
+	if len(ds) > 0 && s.hold.CompareAndSwap(true, false) {
+		close(s.claimed)
+		<-s.gate
+	}
+	return ds, err
+}
+
+func (s *slowClaimReturn) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
+	err := s.Memory.Record(ctx, token, r)
+	if errors.Is(err, store.ErrLeaseLost) {
+		s.lost.Add(1)
+	}
+	return err
+}
+
+// The lease runs out mid-attempt (the clock jumps) and the dispatcher claims
+// the delivery again; the attempt ends while that Claim, which has leased it
+// in the Store, is still on its way back. The worker's Record finds its
+// lease lost, waits for the Claim to be handed out, and records the attempt
+// under the newer lease: one request, recorded, not a second one.
+func TestLeaseLostWhileItsReclaimIsOnItsWay(t *testing.T) {
+	var sends atomic.Int32
+	firstIn, finish := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sends.Add(1) == 1 {
+			close(firstIn)
+			<-finish
+		}
+	}))
+	defer srv.Close()
+	clock := delivery.NewManualClock(t0)
+	st := &slowClaimReturn{Memory: store.NewMemory(), claimed: make(chan struct{}), gate: make(chan struct{})}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, Clock: clock,
+		AttemptTimeout: 30 * time.Second, Lease: time.Minute, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	defer d.Stop(context.Background())
+
+	rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+	require.NoError(t, err)
+	<-firstIn
+	st.hold.Store(true)
+	clock.Advance(2 * time.Minute) // the lease has run out: the dispatcher claims again
+	<-st.claimed                   // the Store has given out the new lease
+	close(finish)                  // the attempt ends; its lease is lost
+	require.Eventually(t, func() bool { return st.lost.Load() >= 1 }, 10*time.Second, time.Millisecond)
+	close(st.gate) // the Claim returns
+	require.Eventually(t, func() bool {
+		got, err := st.Get(context.Background(), rec.ID)
+		return err == nil && got.Status.Terminal()
+	}, 10*time.Second, time.Millisecond)
+	settle() // room for a second send, which must not happen
+	got, err := st.Get(context.Background(), rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusSucceeded, got.Status)
+	assert.Equal(t, 1, got.AttemptCount)
+	assert.Equal(t, int32(1), sends.Load(), "the delivery was sent twice")
+}
