@@ -149,11 +149,12 @@ type Config struct {
 	// MaxPerHost is how many attempts to one destination host (host and
 	// port of the URL) run at once, so one endpoint that hangs until every
 	// timeout cannot occupy every worker. More deliveries to the host wait
-	// in a queue without holding a worker (the next free slot of the host
-	// takes them at once): up to Workers − Workers/2 in the queues of all
-	// hosts together, which leaves room to claim work for other hosts
-	// however many hang. Beyond that they go back to the Store until the
-	// host is likely to have room
+	// in the host's queue without holding a worker (the next free slot of
+	// the host takes them at once), up to max(MaxPerHost, 2×Workers −
+	// Workers/2 − MaxPerHost); they do not count against the deliveries
+	// claimed ahead, so hosts that hang never leave an idle worker without
+	// work. Beyond that they go back to the Store until the host is likely
+	// to have room
 	// (about its recent attempt time, or how long none has ended; at most a
 	// PollInterval). Default Workers/2 (at least 1); at most Workers.
 	MaxPerHost int

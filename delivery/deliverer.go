@@ -35,18 +35,18 @@ type Deliverer struct {
 	signer atomic.Pointer[signing.Signer]
 	wake   chan struct{} // capacity 1: "look at the Store again"
 
-	mu       sync.Mutex
-	state    int // 0 new, 1 started, 2 stopped
-	stopCh   chan struct{}
-	runCtx   context.Context
-	abort    context.CancelFunc   // aborts attempts in flight
-	done     chan struct{}        // closed when the dispatcher has returned
-	jobs     chan *store.Delivery // claimed deliveries for the workers
-	workers  sync.WaitGroup
-	busy     atomic.Int64 // claimed and handed to a worker (or its host's queue), not yet finished
-	ahead    int64        // most deliveries busy at once: 2×Workers
-	refill   int64        // claim only when at least this many are free: Workers/2
-	queueCap int          // most deliveries waiting in hosts' queues, all hosts together (see admit)
+	mu        sync.Mutex
+	state     int // 0 new, 1 started, 2 stopped
+	stopCh    chan struct{}
+	runCtx    context.Context
+	abort     context.CancelFunc   // aborts attempts in flight
+	done      chan struct{}        // closed when the dispatcher has returned
+	jobs      chan *store.Delivery // claimed deliveries for the workers
+	workers   sync.WaitGroup
+	busy      atomic.Int64 // claimed and handed to a worker, not yet finished; not those in a host's queue (see admit)
+	ahead     int64        // most deliveries busy at once: 2×Workers
+	refill    int64        // claim only when at least this many are free: Workers/2
+	hostQueue int          // most deliveries waiting for one host's slots (see admit)
 
 	records   chan recordJob // attempts for the recorders; nil when workers record
 	recorders sync.WaitGroup
@@ -73,7 +73,6 @@ type Deliverer struct {
 	flightMu  sync.Mutex
 	flights   map[uuid.UUID]*store.Delivery // in work; value: a newer claim of it, or nil
 	hosts     map[string]*hostState         // per destination host: slots taken, deliveries waiting
-	queued    int                           // deliveries waiting in hosts' queues
 	claiming  bool                          // a Claim is on its way (see takeNewer)
 	claimDone sync.Cond                     // on flightMu: claiming became false
 }
@@ -163,11 +162,14 @@ const (
 )
 
 // admit takes one of the host's MaxPerHost slots for rec, or queues rec
-// behind the host's attempts. The hosts' queues hold up to
-// Workers − Workers/2 deliveries together (queueCap), so that however many
-// hosts hang, a worker left idle has work to claim: with at most Workers−1
-// attempts in flight, at most 2×Workers − Workers/2 − 1 deliveries are busy,
-// and the dispatcher claims when Workers/2 are free.
+// behind the host's attempts, up to max(MaxPerHost, 2×Workers − Workers/2 −
+// MaxPerHost) deliveries per host. A queued delivery stops counting as busy
+// (the caller counts it out) until the worker holding the host's slot takes
+// it (nextForHost counts it in again), so however many hosts hang, a worker
+// left idle has work to claim: with at most Workers−1 attempts in flight and
+// no delivery waiting for a worker, at most Workers−1 are busy. The queues
+// are bounded all the same: only a host whose MaxPerHost slots are all taken
+// has one, so at most Workers/MaxPerHost hosts do.
 func (d *Deliverer) admit(host string, rec *store.Delivery) (admission, time.Duration) {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
@@ -180,9 +182,8 @@ func (d *Deliverer) admit(host string, rec *store.Delivery) (admission, time.Dur
 	case h.active < d.cfg.MaxPerHost:
 		h.active++
 		return run, 0
-	case d.queued < d.queueCap:
+	case len(h.waiting) < d.hostQueue:
 		h.waiting = append(h.waiting, rec)
-		d.queued++
 		return queued, 0
 	default:
 		return full, d.backOff(h)
@@ -202,7 +203,7 @@ func (d *Deliverer) nextForHost(host string, took time.Duration) *store.Delivery
 		rec := h.waiting[0]
 		h.waiting[0] = nil
 		h.waiting = h.waiting[1:]
-		d.queued--
+		d.busy.Add(1) // busy again, in the caller's attempt (see admit)
 		return rec
 	}
 	if h.active--; h.active == 0 {
@@ -308,7 +309,7 @@ func New(cfg Config) (*Deliverer, error) {
 		ahead:   2 * int64(cfg.Workers),
 		refill:  max(1, int64(cfg.Workers)/2),
 	}
-	d.queueCap = int(d.ahead-d.refill) - cfg.Workers
+	d.hostQueue = max(cfg.MaxPerHost, int(d.ahead-d.refill)-cfg.MaxPerHost)
 	d.claimDone.L = &d.flightMu
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or
