@@ -382,9 +382,10 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 	b, readErr := w.readBody(resp.Body, d.cfg.ResponseReadLimit)
 	elapsed = time.Since(t0)
 	status, header = resp.StatusCode, resp.Header
-	if status < 100 {
-		// net/http takes any three digits ("HTTP/1.1 050"); a status is
-		// 100 to 999, as a malformed status line is a transport error.
+	if status < 100 || status > 999 {
+		// net/http takes any three digits over HTTP/1 ("050") and any
+		// number over HTTP/2 (":status 1000"); a status is 100 to 999, as
+		// a malformed status line is a transport error.
 		return 0, "", nil, store.ReasonConnectionError, fmt.Sprintf("malformed HTTP response: status code %03d", status), elapsed
 	}
 	body = responseText(b, d.cfg.ResponseBodyLimit)
@@ -407,15 +408,16 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 }
 
 // responseText is the text stored of a response body: at most limit bytes,
-// with bytes that are not UTF-8 replaced by U+FFFD (a prefix may also cut a
-// character in two). A replacement is 3 bytes, so it is cut again, at a
-// character boundary.
+// with bytes that are not UTF-8 (a prefix may also cut a character in two),
+// and NUL bytes, which PostgreSQL cannot store in text, replaced by U+FFFD,
+// so that every store keeps the same text. A replacement is 3 bytes, so it
+// is cut again, at a character boundary.
 func responseText(b []byte, limit int) string {
 	b = b[:min(len(b), limit)]
-	if utf8.Valid(b) {
+	if utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 {
 		return string(b)
 	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s := strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) > limit {
 		i := limit
 		for !utf8.RuneStart(s[i]) {

@@ -132,8 +132,8 @@ type Config struct {
 	PollInterval time.Duration
 
 	// ResponseBodyLimit is how many bytes of a response body are stored
-	// with the attempt, at most, as text: bytes that are not UTF-8 are
-	// stored as U+FFFD, within the limit. Default DefaultResponseBodyLimit
+	// with the attempt, at most, as text: bytes that are not UTF-8, and NUL
+	// bytes, are stored as U+FFFD, within the limit. Default DefaultResponseBodyLimit
 	// (20,000).
 	ResponseBodyLimit int
 

@@ -94,6 +94,25 @@ func (d *Deliverer) claimed(rec *store.Delivery) bool {
 	return true
 }
 
+// claim claims up to free due deliveries and hands them to the workers,
+// saying meanwhile that a Claim is on its way (see takeNewer), and returns
+// how many it claimed.
+func (d *Deliverer) claim(now time.Time, free int64) int {
+	d.setClaiming(true)
+	defer d.setClaiming(false)
+	claimed, err := d.cfg.Store.Claim(d.runCtx, now, int(free), d.cfg.Lease)
+	if err != nil && d.runCtx.Err() == nil {
+		d.storeError("claim", err)
+	}
+	for _, rec := range claimed {
+		if d.claimed(rec) {
+			d.busy.Add(1)
+			d.jobs <- rec // never blocks: at most 2×Workers are busy
+		}
+	}
+	return len(claimed)
+}
+
 // setClaiming says whether a Claim is on its way; see takeNewer.
 func (d *Deliverer) setClaiming(on bool) {
 	d.flightMu.Lock()
@@ -522,9 +541,9 @@ func (d *Deliverer) handoffDone() {
 
 // waitHandoffs waits until no Deliver is between reserve and the end of its
 // enqueueLeased (each has then handed its delivery to a worker, or given it
-// back), or until the Deliverer is aborted. The workers no longer take jobs
-// (open is false), so no hand-off starts meanwhile.
-func (d *Deliverer) waitHandoffs() {
+// back), or until ctx (Stop's) ends. The workers no longer take jobs (open is
+// false), so no hand-off starts meanwhile.
+func (d *Deliverer) waitHandoffs(ctx context.Context) {
 	d.handoffMu.Lock()
 	if d.handoffs == 0 {
 		d.handoffMu.Unlock()
@@ -537,7 +556,7 @@ func (d *Deliverer) waitHandoffs() {
 	d.handoffMu.Unlock()
 	select {
 	case <-idle:
-	case <-d.runCtx.Done():
+	case <-ctx.Done():
 	}
 }
 
@@ -705,7 +724,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		<-d.done
 	}
 	finished := make(chan struct{})
-	go func() { d.waitHandoffs(); d.workers.Wait(); d.recorders.Wait(); close(finished) }()
+	go func() { d.waitHandoffs(ctx); d.workers.Wait(); d.recorders.Wait(); close(finished) }()
 	select {
 	case <-finished:
 	case <-ctx.Done():
@@ -747,19 +766,7 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 		}
 		now := d.cfg.Clock.Now()
 		if free := d.ahead - d.busy.Load(); free >= d.refill {
-			d.setClaiming(true)
-			claimed, err := d.cfg.Store.Claim(d.runCtx, now, int(free), d.cfg.Lease)
-			if err != nil && d.runCtx.Err() == nil {
-				d.storeError("claim", err)
-			}
-			for _, rec := range claimed {
-				if d.claimed(rec) {
-					d.busy.Add(1)
-					d.jobs <- rec // never blocks: at most 2×Workers are busy
-				}
-			}
-			d.setClaiming(false)
-			if len(claimed) == int(free) {
+			if n := d.claim(now, free); n == int(free) {
 				// More may be due. Workers wake the dispatcher only as
 				// busy falls through ahead-refill, which it may never
 				// have risen above, so look again now.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -567,17 +568,32 @@ func (s *gatedInsertLeased) Release(ctx context.Context, id, token uuid.UUID, ne
 // Stop waits for a Deliver that is handing its delivery straight to a
 // worker and is still inside InsertLeased: when Stop returns, the delivery
 // is not leased to the stopped Deliverer, and no Store call follows.
+// So it does after Start's context was cancelled (a hard stop of the
+// workers), too.
 func TestStopWaitsForADeliverInsideInsertLeased(t *testing.T) {
+	for _, cancelStart := range []bool{false, true} {
+		t.Run(fmt.Sprint("Start's context cancelled: ", cancelStart), func(t *testing.T) {
+			testStopWaitsForInsertLeased(t, cancelStart)
+		})
+	}
+}
+
+func testStopWaitsForInsertLeased(t *testing.T, cancelStart bool) {
 	st := &gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}
 	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
 	require.NoError(t, err)
-	require.NoError(t, d.Start(context.Background()))
+	startCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	require.NoError(t, d.Start(startCtx))
 	delivered := make(chan error, 1)
 	go func() {
 		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
 		delivered <- err
 	}()
 	id := <-st.inserted
+	if cancelStart {
+		cancel()
+	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- d.Stop(context.Background()) }()
 	select {
@@ -666,4 +682,27 @@ func TestLeaseLostWhileItsReclaimIsOnItsWay(t *testing.T) {
 	assert.Equal(t, store.StatusSucceeded, got.Status)
 	assert.Equal(t, 1, got.AttemptCount)
 	assert.Equal(t, int32(1), sends.Load(), "the delivery was sent twice")
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Over HTTP/2, net/http takes any number as the status (":status 1000"):
+// beyond 999 it is a malformed response too, not a status no store records.
+func TestStatusAbove999IsAMalformedResponse(t *testing.T) {
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		io.Copy(io.Discard, r.Body)
+		return &http.Response{StatusCode: 1000, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	})}
+	h := newHarness(t, nil, func(c *delivery.Config) {
+		c.HTTPClient = client
+		c.Observer.Error = func(op string, err error) { t.Errorf("store %s: %v", op, err) }
+	})
+	rec := h.waitAttempts(h.deliver("https://receiver.example/hook").ID, 1)
+	a := rec.Attempts[0]
+	assert.Equal(t, 0, a.StatusCode)
+	assert.Equal(t, store.ReasonConnectionError, a.FailureReason)
+	assert.Contains(t, a.ErrorMessage, "status code 1000")
 }

@@ -223,12 +223,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 // The stored response body is at most ResponseBodyLimit bytes also when it
 // is not UTF-8: each stray byte becomes U+FFFD (3 bytes), and the text is
 // cut again at a character boundary.
+// NUL bytes, which PostgreSQL cannot store as text, too.
 func TestStoredBodyKeepsItsLimitWhenNotUTF8(t *testing.T) {
-	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(strings.Repeat("a\xff", 500)))
-	}, func(c *delivery.Config) { c.ResponseBodyLimit = 1000 })
-	body := h.waitTerminal(h.deliver(h.srv.URL).ID).Attempts[0].ResponseBody
-	assert.LessOrEqual(t, len(body), 1000)
-	assert.True(t, utf8.ValidString(body))
-	assert.Equal(t, strings.Repeat("a\uFFFD", 250), body, "as many whole characters as fit")
+	for _, stray := range []string{"\xff", "\x00"} {
+		t.Run(fmt.Sprintf("%q", stray), func(t *testing.T) {
+			h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte(strings.Repeat("a"+stray, 500)))
+			}, func(c *delivery.Config) { c.ResponseBodyLimit = 1000 })
+			body := h.waitTerminal(h.deliver(h.srv.URL).ID).Attempts[0].ResponseBody
+			assert.LessOrEqual(t, len(body), 1000)
+			assert.True(t, utf8.ValidString(body))
+			assert.Equal(t, strings.Repeat("a\uFFFD", 250), body, "as many whole characters as fit")
+		})
+	}
 }
