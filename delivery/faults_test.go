@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -160,7 +161,7 @@ func (f *faultReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case fHuge:
 		accept()
 		w.WriteHeader(http.StatusOK)
-		chunk := make([]byte, 64<<10)
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		for range 160 { // 10 MiB, unless the sender hangs up first
 			if _, err := w.Write(chunk); err != nil {
 				return
