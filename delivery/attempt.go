@@ -189,7 +189,7 @@ func (d *Deliverer) recordLoop() {
 		if newer := d.finished(j.rec.ID); newer != nil {
 			d.sendMu.RLock()
 			sent := false
-			if d.open.Load() {
+			if d.open.Load() && d.busy.Load() < d.ahead { // as reserve: the dispatcher's sends must not block
 				d.busy.Add(1)
 				select {
 				case d.jobs <- newer:

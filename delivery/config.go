@@ -95,9 +95,10 @@ type Config struct {
 
 	// Workers is how many attempts run at once. Default DefaultWorkers.
 	//
-	// A Deliverer holds leases on at most 2×Workers deliveries it has not
-	// yet attempted (in attempts, waiting for a worker or in a host's
-	// queue): it claims ahead, in batches of Workers/2, and Deliver hands a
+	// A Deliverer holds leases on at most 4×Workers deliveries it has not
+	// yet attempted: 2×Workers in attempts or waiting for a worker, and up
+	// to 2×Workers more in hosts' queues (see MaxPerHost). It claims ahead,
+	// in batches of Workers/2, and Deliver hands a
 	// new delivery straight to a free worker. With a Store other than the
 	// memory store, 2×Workers recorders write the outcomes, so up to
 	// 2×Workers more deliveries may be attempted and not yet recorded. A
@@ -150,11 +151,11 @@ type Config struct {
 	// port of the URL) run at once, so one endpoint that hangs until every
 	// timeout cannot occupy every worker. More deliveries to the host wait
 	// in the host's queue without holding a worker (the next free slot of
-	// the host takes them at once), up to max(MaxPerHost, 2×Workers −
-	// Workers/2 − MaxPerHost); they do not count against the deliveries
-	// claimed ahead, so hosts that hang never leave an idle worker without
-	// work. Beyond that they go back to the Store until the host is likely
-	// to have room
+	// the host takes them at once), up to max(MaxPerHost, min(2×Workers −
+	// Workers/2 − MaxPerHost, 2×MaxPerHost)), 2×Workers in all hosts'
+	// queues; they do not count against the deliveries claimed ahead, so
+	// hosts that hang never leave an idle worker without work. Beyond that
+	// they go back to the Store until the host is likely to have room
 	// (about its recent attempt time, or how long none has ended; at most a
 	// PollInterval). Default Workers/2 (at least 1); at most Workers.
 	MaxPerHost int

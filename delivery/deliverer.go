@@ -181,14 +181,16 @@ const (
 )
 
 // admit takes one of the host's MaxPerHost slots for rec, or queues rec
-// behind the host's attempts, up to max(MaxPerHost, 2×Workers − Workers/2 −
-// MaxPerHost) deliveries per host. A queued delivery stops counting as busy
+// behind the host's attempts, up to max(MaxPerHost, min(2×Workers −
+// Workers/2 − MaxPerHost, 2×MaxPerHost)) deliveries per host. A queued
+// delivery stops counting as busy
 // (the caller counts it out) until the worker holding the host's slot takes
 // it (nextForHost counts it in again), so however many hosts hang, a worker
 // left idle has work to claim: with at most Workers−1 attempts in flight and
 // no delivery waiting for a worker, at most Workers−1 are busy. The queues
 // are bounded all the same: only a host whose MaxPerHost slots are all taken
-// has one, so at most Workers/MaxPerHost hosts do.
+// has one, so at most Workers/MaxPerHost hosts do, and they hold at most
+// 2×Workers deliveries together.
 func (d *Deliverer) admit(host string, rec *store.Delivery) (admission, time.Duration) {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
@@ -328,7 +330,7 @@ func New(cfg Config) (*Deliverer, error) {
 		ahead:   2 * int64(cfg.Workers),
 		refill:  max(1, int64(cfg.Workers)/2),
 	}
-	d.hostQueue = max(cfg.MaxPerHost, int(d.ahead-d.refill)-cfg.MaxPerHost)
+	d.hostQueue = max(cfg.MaxPerHost, min(int(d.ahead-d.refill)-cfg.MaxPerHost, 2*cfg.MaxPerHost))
 	d.claimDone.L = &d.flightMu
 	if ownClient {
 		// The default client follows no redirect and has no cookie jar or

@@ -706,3 +706,48 @@ func TestStatusAbove999IsAMalformedResponse(t *testing.T) {
 	assert.Equal(t, store.ReasonConnectionError, a.FailureReason)
 	assert.Contains(t, a.ErrorMessage, "status code 1000")
 }
+
+// Deliveries in hosts' queues do not count against the claim budget, but
+// they are bounded all the same: with many hosts that hang and one slot
+// each, a Deliverer holds leases on at most 4×Workers deliveries not yet
+// attempted (Config.Workers), not a queue of about 1.5×Workers per host.
+func TestHostQueuesAreBoundedTogether(t *testing.T) {
+	const workers, hosts, perHost = 16, 16, 40
+	var started atomic.Int32
+	release := make(chan struct{})
+	hang := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		started.Add(1)
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+			return nil, errors.New("released")
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	})}
+	h := newHarness(t, nil, func(c *delivery.Config) {
+		c.Workers, c.MaxPerHost, c.HTTPClient = workers, 1, hang
+		c.AttemptTimeout, c.Lease = time.Minute, 2*time.Minute
+	})
+	t.Cleanup(func() { close(release) }) // before the harness stops the Deliverer
+	var ids []uuid.UUID
+	for host := range hosts {
+		for range perHost {
+			rec, err := h.d.DeliverTx(context.Background(), h.st, fmt.Sprintf("https://h%d.example/hook", host), callback(uuid.New()))
+			require.NoError(t, err)
+			ids = append(ids, rec.ID)
+		}
+	}
+	require.Eventually(t, func() bool { return started.Load() == workers }, 10*time.Second, time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // the dispatcher claims what the queues take
+	leased := 0
+	for _, id := range ids {
+		rec, err := h.st.Get(context.Background(), id)
+		require.NoError(t, err)
+		if rec.LeaseToken != uuid.Nil {
+			leased++
+		}
+	}
+	t.Logf("leases held: %d", leased)
+	assert.LessOrEqual(t, leased, 4*workers, "leases held beyond 4×Workers")
+}
