@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -22,4 +23,13 @@ func (s *Store) RecordGroup(ctx context.Context, tokens []uuid.UUID, rs []store.
 		errs[i] = c.err
 	}
 	return errs
+}
+
+// SetListenTimes shortens how long a Notify listener waits before it pings
+// its connection, and how long it waits for the answer, until the test ends.
+func SetListenTimes(t interface{ Cleanup(func()) }, idle, ping time.Duration) {
+	oldIdle, oldPing := listenIdle.get(), listenPingTimeout.get()
+	listenIdle.set(idle)
+	listenPingTimeout.set(ping)
+	t.Cleanup(func() { listenIdle.set(oldIdle); listenPingTimeout.set(oldPing) })
 }

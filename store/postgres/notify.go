@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +17,19 @@ const (
 	listenRetryMin = 100 * time.Millisecond
 	listenRetryMax = 5 * time.Second
 )
+
+// listenIdle is how long a Notify listener waits for a notification before
+// it checks its connection with a ping, answered within listenPingTimeout: a
+// connection that died without a word (a dropped route, a NAT that forgot
+// it) would otherwise keep the listener waiting until TCP keepalive gives up.
+// Variables so that tests can shorten them.
+var listenIdle, listenPingTimeout = durationVar(30 * time.Second), durationVar(5 * time.Second)
+
+// durationVar is a duration that tests may change while listeners run.
+type durationVar time.Duration
+
+func (v *durationVar) get() time.Duration  { return time.Duration(atomic.LoadInt64((*int64)(v))) }
+func (v *durationVar) set(d time.Duration) { atomic.StoreInt64((*int64)(v), int64(d)) }
 
 // ListenerApplicationName is the application_name of the connection a
 // Notify listener holds, so it can be told apart in pg_stat_activity.
@@ -29,7 +45,9 @@ const ListenerApplicationName = "hookline listener"
 // AfterConnect hooks, but outside the pool, and LISTENs on
 // the schema's channel. Values are coalesced: the channel holds at most one,
 // and a slow reader misses nothing but repeats. When the connection drops,
-// the listener reconnects with growing delays (100 ms up to 5 s), and sends
+// or does not answer a ping after 30 s without notifications (a connection
+// that died without a word), the listener reconnects with growing delays
+// (100 ms up to 5 s), and sends
 // one value once it listens again, since notifications sent meanwhile were
 // lost; a Deliverer's polling covers the gap. When ctx ends, the goroutine
 // closes its connection and returns. The channel is never closed.
@@ -116,9 +134,22 @@ func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bo
 		signal(ch)
 	}
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, listenIdle.get())
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			signal(ch)
+			continue
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return true, err
 		}
-		signal(ch)
+		// Idle: a timeout leaves the connection usable; is it alive?
+		pctx, cancel := context.WithTimeout(ctx, listenPingTimeout.get())
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return true, fmt.Errorf("no answer to a ping after %v without notifications: %w", listenIdle.get(), err)
+		}
 	}
 }

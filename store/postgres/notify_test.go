@@ -2,9 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -258,4 +261,101 @@ func TestNotifyListenerUsesThePoolsHooks(t *testing.T) {
 	assert.True(t, listenerSetUp.Load(), "AfterConnect did not run on the listener's connection")
 	insertOne(t, db.Store)
 	awaitNotification(t, ch, "the listener connected through the pool's BeforeConnect")
+}
+
+// blackhole is a TCP proxy whose connections can go silent: after freeze,
+// the bytes of the connections open at that moment are dropped both ways
+// and nothing is closed, as when a route or a NAT entry disappears. Later
+// connections pass.
+type blackhole struct {
+	addr   string
+	mu     sync.Mutex
+	frozen map[net.Conn]bool // client side of each connection
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	b := &blackhole{addr: ln.Addr().String(), frozen: map[net.Conn]bool{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			b.mu.Lock()
+			b.frozen[c] = false
+			b.mu.Unlock()
+			go b.pipe(c, s, c)
+			go b.pipe(c, c, s)
+		}
+	}()
+	return b
+}
+
+// pipe copies src to dst until either fails, dropping the bytes once the
+// connection of client c is frozen.
+func (b *blackhole) pipe(c, dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			dst.Close()
+			return
+		}
+		b.mu.Lock()
+		frozen := b.frozen[c]
+		b.mu.Unlock()
+		if !frozen {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				src.Close()
+				return
+			}
+		}
+	}
+}
+
+// freeze silences every connection open now.
+func (b *blackhole) freeze() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.frozen {
+		b.frozen[c] = true
+	}
+}
+
+// A listener whose connection dies without a word notices it: after a
+// while without notifications it pings, gets no answer, and listens again
+// on a new connection (signalling once, since notifications may have been
+// lost meanwhile).
+func TestNotifyListenerNoticesASilentlyDeadConnection(t *testing.T) {
+	postgres.SetListenTimes(t, 200*time.Millisecond, 300*time.Millisecond)
+	db := newTestDB(t)
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	bh := newBlackhole(t, net.JoinHostPort(cfg.ConnConfig.Host, fmt.Sprint(cfg.ConnConfig.Port)))
+	u, err := url.Parse(db.DSN)
+	require.NoError(t, err)
+	u.Host = bh.addr
+	st := db.NewStore(t, newPool(t, u.String(), 0), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch := st.Notify(ctx)
+	old := listenerPID(t, db, 0)
+	time.Sleep(500 * time.Millisecond) // idle long enough to ping and be answered at least once
+	drain(ch)
+	bh.freeze()
+	awaitNotification(t, ch, "the listener did not notice that its connection went silent")
+	listenerPID(t, db, old)
+	drain(ch)
+	insertOne(t, db.Store)
+	awaitNotification(t, ch, "the new listener must hear inserts")
 }
