@@ -99,8 +99,8 @@ func (w *worker) readBody(r io.Reader, limit int) ([]byte, error) {
 // newer claim of the same delivery that arrived meanwhile (see claimed). A
 // delivery whose host already has MaxPerHost attempts in flight waits in the
 // host's queue instead, without a worker; the worker that frees a slot of the
-// host takes it next. A queued delivery stays busy (see Deliverer.busy), so
-// the dispatcher does not claim more than the workers and queues can hold.
+// host takes it next. A queued delivery is counted out of busy while it
+// waits (see admit), so hosts that hang leave idle workers room to claim.
 func (d *Deliverer) work(w *worker, rec *store.Delivery) {
 	if d.stopping() {
 		// Claimed ahead and not started: give it back at once, for this
@@ -189,8 +189,7 @@ func (d *Deliverer) recordLoop() {
 		if newer := d.finished(j.rec.ID); newer != nil {
 			d.sendMu.RLock()
 			sent := false
-			if d.open.Load() && d.busy.Load() < d.ahead { // as reserve: the dispatcher's sends must not block
-				d.busy.Add(1)
+			if d.open.Load() && d.takeOne() {
 				select {
 				case d.jobs <- newer:
 					sent = true

@@ -95,14 +95,15 @@ type Config struct {
 
 	// Workers is how many attempts run at once. Default DefaultWorkers.
 	//
-	// A Deliverer holds leases on at most 4×Workers deliveries it has not
-	// yet attempted: 2×Workers in attempts or waiting for a worker, and up
-	// to 2×Workers more in hosts' queues (see MaxPerHost). It claims ahead,
-	// in batches of Workers/2, and Deliver hands a
-	// new delivery straight to a free worker. With a Store other than the
-	// memory store, 2×Workers recorders write the outcomes, so up to
-	// 2×Workers more deliveries may be attempted and not yet recorded. A
-	// crashed process leaves these leased until the lease expires.
+	// A Deliverer claims ahead: up to 2×Workers deliveries in attempts or
+	// waiting for a worker, claimed in batches of Workers/2, within which
+	// Deliver hands new deliveries straight to the workers (the two may
+	// overlap while a Claim is on its way, up to 4×Workers); up to
+	// 2×Workers more wait in hosts' queues (see MaxPerHost). With a Store
+	// other than the memory store, 2×Workers recorders write the outcomes,
+	// so up to 2×Workers more may be attempted and not yet recorded. All of
+	// these are leased to the Deliverer, 8×Workers at the very most; a
+	// crashed process leaves them leased until the lease expires.
 	Workers int
 
 	// MaxAttempts is how many attempts a delivery gets before it fails.

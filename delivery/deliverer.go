@@ -97,6 +97,10 @@ func (d *Deliverer) claimed(rec *store.Delivery) bool {
 // claim claims up to free due deliveries and hands them to the workers,
 // saying meanwhile that a Claim is on its way (see takeNewer), and returns
 // how many it claimed.
+//
+// Deliver may hand deliveries straight to the workers while the Claim is on
+// its way (see reserve), so busy may reach 2×ahead: the jobs channel has
+// that room (see Start).
 func (d *Deliverer) claim(now time.Time, free int64) int {
 	d.setClaiming(true)
 	defer d.setClaiming(false)
@@ -107,7 +111,7 @@ func (d *Deliverer) claim(now time.Time, free int64) int {
 	for _, rec := range claimed {
 		if d.claimed(rec) {
 			d.busy.Add(1)
-			d.jobs <- rec // never blocks: at most 2×Workers are busy
+			d.jobs <- rec // never blocks: see above
 		}
 	}
 	return len(claimed)
@@ -370,9 +374,10 @@ func (d *Deliverer) Store() store.Store { return d.cfg.Store }
 // (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict, or
 // the Store's error.
 //
-// When a worker is free and the Store is a store.LeasedInserter (both of
-// hookline's are), the delivery is inserted already leased and handed to
-// that worker directly, without a Claim.
+// When fewer than 2×Workers deliveries are claimed and not finished and the
+// Store is a store.LeasedInserter (both of hookline's are), the delivery is
+// inserted already leased to this Deliverer and handed to its workers
+// directly, without a Claim.
 func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.Callback) (*store.Delivery, error) {
 	return d.deliver(ctx, nil, callbackURL, p)
 }
@@ -516,16 +521,21 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 func (d *Deliverer) reserve() bool {
 	d.handoffMu.Lock()
 	defer d.handoffMu.Unlock()
-	if !d.open.Load() {
+	if !d.open.Load() || !d.takeOne() {
 		return false
 	}
+	d.handoffs++
+	return true
+}
+
+// takeOne counts one delivery in busy if fewer than ahead are.
+func (d *Deliverer) takeOne() bool {
 	for {
 		b := d.busy.Load()
 		if b >= d.ahead {
 			return false
 		}
 		if d.busy.CompareAndSwap(b, b+1) {
-			d.handoffs++
 			return true
 		}
 	}
@@ -648,9 +658,10 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	if n, ok := d.cfg.Store.(store.Notifier); ok {
 		notified = n.Notify(d.runCtx)
 	}
-	// At most ahead deliveries are busy when the dispatcher claims, and
-	// Deliver reserves only while fewer are, so twice that never blocks a
-	// send.
+	// Every delivery on jobs is counted in busy. A Claim is sized for
+	// what is free when it starts, and Deliver's hand-offs and recorders
+	// count in only while fewer than ahead are busy (takeOne), so busy
+	// stays within twice ahead, which never blocks a send.
 	d.jobs = make(chan *store.Delivery, 2*d.ahead)
 	d.sendMu.Lock()
 	d.open.Store(true)
@@ -697,10 +708,12 @@ func (d *Deliverer) Start(ctx context.Context) error {
 // finish and be recorded, and for Deliver calls that are handing their new
 // delivery straight to a worker (which then give it back, due at once). If
 // ctx ends first, it aborts the attempts, releases their leases (so they are
-// due again at once, for this or another process) and returns ctx's error;
-// a Store that fails then gets one try per lease. Either way no delivery is
-// left leased by this Deliverer, except one whose Store call had not
-// returned when ctx ended (its lease then expires). An Observer hook that is
+// due again at once, for this or another process) and returns ctx's error.
+// Either way no delivery is left leased by this Deliverer, except: one whose
+// Record or Release fails once ctx has ended (it is not retried; its lease
+// expires); one that a Claim cut off by ctx had leased; and one a Deliver
+// was still inserting, which that Deliver gives back itself when its insert
+// returns, after Stop has returned. An Observer hook that is
 // running is waited for even then (see Observer). Stop on a Deliverer never
 // started, or already stopped, returns nil.
 func (d *Deliverer) Stop(ctx context.Context) error {
@@ -746,8 +759,9 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 // scheduled comes due, or PollInterval passes.
 //
 // It claims ahead: up to 2×Workers deliveries are claimed and not finished
-// at once, Workers of them in attempts and the rest queued for the next free
-// worker, and it claims only when at least Workers/2 are missing. A claim
+// at once (briefly up to 4×Workers while a Claim and Deliver's hand-offs
+// overlap), Workers of them in attempts and the rest waiting for the next
+// free worker, and it claims only when at least Workers/2 are missing. A claim
 // thus serves several deliveries (one Store round trip, one wake-up), and
 // workers find the next delivery waiting when they finish one.
 func (d *Deliverer) dispatch(notified <-chan struct{}) {

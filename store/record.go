@@ -31,9 +31,9 @@ type FailureReason string
 // and InvalidURL are permanent, like an HTTP 410; every other failure is
 // retried until the delivery runs out of attempts.
 const (
-	ReasonHTTPError          FailureReason = "http_error"          // a non-2xx, non-3xx response
+	ReasonHTTPError          FailureReason = "http_error"          // a non-2xx, non-3xx response, status 100 to 999
 	ReasonTimeout            FailureReason = "timeout"             // no complete response within the attempt timeout
-	ReasonConnectionError    FailureReason = "connection_error"    // refused, reset or closed connection
+	ReasonConnectionError    FailureReason = "connection_error"    // refused, reset or closed connection, or a malformed response (such as a status outside 100 to 999)
 	ReasonDNSError           FailureReason = "dns_error"           // the host name did not resolve
 	ReasonTLSError           FailureReason = "tls_error"           // handshake or certificate failure
 	ReasonRedirect           FailureReason = "redirect"            // a 3xx response; redirects are never followed
@@ -76,7 +76,7 @@ type Attempt struct {
 	ID             uuid.UUID
 	DeliveryID     uuid.UUID
 	AttemptNumber  int           // from 1
-	StatusCode     int           // HTTP status; 0 when no response arrived (null in JSON)
+	StatusCode     int           // HTTP status; 0 when no well-formed response arrived (null in JSON)
 	ResponseBody   string        // the response body's prefix, truncated to the configured cap
 	ResponseTimeMS int64         // from sending the request to the end of reading the response
 	ErrorMessage   string        // empty on success (null in JSON)

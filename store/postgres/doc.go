@@ -54,7 +54,8 @@
 // delivery's (fencing): a worker that stalled past its lease gets
 // store.ErrLeaseLost and changes nothing. When a process dies, its leases
 // expire and other processes take the deliveries over; the only callbacks
-// sent twice are those it had in flight.
+// sent twice are those it had in flight or had attempted and not yet
+// recorded.
 //
 // Leases are committed without waiting for the disk (synchronous_commit off):
 // a lease lost in a crash of the database server only makes its delivery due
@@ -90,7 +91,10 @@
 // pgx.QueryExecModeCacheDescribe (planned at each run, still one round trip),
 // or QueryExecModeDescribeExec when the connection has no description cache;
 // a pool configured with another mode keeps it. Every mode works, the simple
-// protocol included (PgBouncer in transaction mode).
+// protocol included (PgBouncer in transaction mode). The Notify listener
+// needs a session of its own, though (LISTEN): through a pooler in
+// transaction mode it hears nothing, and Deliverers find new deliveries by
+// polling alone.
 //
 // # Times
 //

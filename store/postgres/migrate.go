@@ -89,9 +89,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if v, err := s.version(ctx); err == nil && v == len(ms) {
+	if v, err := s.version(ctx); err == nil && v >= len(ms) {
 		// Up to date: nothing to lock or create, so a role that may only
 		// use the tables can call Migrate on every start too.
+		if v > len(ms) {
+			return fmt.Errorf("postgres: migrate schema %s: %w", s.schema, newerSchema(s.schema, v, len(ms)))
+		}
 		return nil
 	}
 	// READ COMMITTED whatever the database's default: each statement after
@@ -117,7 +120,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("read schema version: %w", err)
 		}
 		if current > len(ms) {
-			return fmt.Errorf("schema %s is at version %d, newer than this hookline knows (%d): upgrade hookline", s.schema, current, len(ms))
+			return newerSchema(s.schema, current, len(ms))
 		}
 		for _, m := range ms[current:] {
 			if _, err := tx.Exec(ctx, strings.ReplaceAll(m.sql, "{{schema}}", s.q)); err != nil {
@@ -145,4 +148,10 @@ func (s *Store) version(ctx context.Context) (int, error) {
 	var v int
 	err := s.pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.q+".schema_migrations").Scan(&v)
 	return v, err
+}
+
+// newerSchema is the error of a schema at version v, newer than the known
+// versions of this package.
+func newerSchema(schema string, v, known int) error {
+	return fmt.Errorf("schema %s is at version %d, newer than this hookline knows (%d): upgrade hookline", schema, v, known)
 }
