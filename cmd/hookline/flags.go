@@ -187,6 +187,15 @@ func (f *dbFlags) resolve() error {
 	if f.dsn == "" {
 		return errors.New("no database: pass --dsn or set HOOKLINE_DATABASE_URL")
 	}
+	return f.checkSchema()
+}
+
+// checkSchema refuses an empty --schema, which the Store would read as the
+// default while messages named the empty one; an error is a usage error.
+func (f *dbFlags) checkSchema() error {
+	if f.schema == "" {
+		return fmt.Errorf("--schema is empty; leave it out for the default (%s)", postgres.DefaultSchema)
+	}
 	return nil
 }
 

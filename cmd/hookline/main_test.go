@@ -152,6 +152,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"history", uuid.NewString()}, "HOOKLINE_DATABASE_URL"},
 		{[]string{"redeliver", uuid.NewString(), "--dsn", "postgres://x", "--wait"}, "--secret (or HOOKLINE_SECRET) is required"},
 		{[]string{"migrate"}, "HOOKLINE_DATABASE_URL"},
+		{[]string{"migrate", "--dsn", "postgres://x", "--schema", ""}, "--schema is empty"},
+		{[]string{"history", uuid.NewString(), "--dsn", "postgres://x", "--schema", ""}, "--schema is empty"},
+		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--dsn", "postgres://x", "--schema", ""}, "--schema is empty"},
+		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--duration-ms", "9223372036854775807"}, "duration_ms 9223372036854775807 is out of range"},
 		{[]string{"migrate", "--dsn", "postgres://x", "--schema", "bad-name", "extra"}, `unexpected argument "extra"`},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
 	} {
@@ -230,6 +234,18 @@ func TestSend(t *testing.T) {
 		assert.Contains(t, rec.PayloadBytes, `"status":"custom"`)
 		assert.Contains(t, rec.PayloadBytes, `"output":{"z":1,"a":[true]}`, "raw output kept in its key order")
 		assert.Contains(t, rec.PayloadBytes, `"duration_ms":5,"created_at":"2026-05-01T10:00:00+00:00"`)
+	})
+
+	t.Run("created_at follows the file's duration_ms", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "cb.json")
+		require.NoError(t, os.WriteFile(file, []byte(`{"duration_ms":60000,"completed_at":"2026-05-01T10:01:00+00:00"}`), 0o600))
+		r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--json", "--file", file)
+		require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+		var rec struct {
+			PayloadBytes string `json:"payload_bytes"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &rec))
+		assert.Contains(t, rec.PayloadBytes, `"duration_ms":60000,"created_at":"2026-05-01T10:00:00+00:00","completed_at":"2026-05-01T10:01:00+00:00"`)
 	})
 
 	t.Run("a 500 receiver: exit 1 and a failed record", func(t *testing.T) {

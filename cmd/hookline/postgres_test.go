@@ -61,6 +61,9 @@ func TestPostgresCommands(t *testing.T) {
 	r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "run 'hookline migrate --schema "+schema+"' first")
+	r = hookline(t, dbEnv, "history", batch, "--schema", schema)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "run 'hookline migrate --schema "+schema+"' first", "not a raw SQL error")
 
 	r = hookline(t, dbEnv, "migrate", "--schema", schema)
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)

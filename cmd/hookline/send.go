@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -79,6 +80,10 @@ Examples:
 `,
 }
 
+// maxDurationMS is the largest duration_ms whose time.Duration does not
+// overflow.
+const maxDurationMS = math.MaxInt64 / int64(time.Millisecond)
+
 func init() { sendCommand.run = runSend }
 
 // defaultOutput is the sample output of a test callback.
@@ -139,16 +144,15 @@ func runSend(c *cli, args []string) int {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	// The payload: defaults, then the file, then the flags given.
-	now := time.Now().UTC()
 	cb := payload.Callback{
 		Event:       *event,
 		Status:      *status,
 		Output:      json.RawMessage(*output),
 		Metadata:    json.RawMessage(*metadata),
 		DurationMS:  *durationMS,
-		CreatedAt:   now.Add(-time.Duration(*durationMS) * time.Millisecond),
-		CompletedAt: now,
+		CompletedAt: time.Now().UTC(),
 	}
+	createdGiven := false
 	batchText := *batchFlag
 	if *file != "" {
 		var fc fileCallback
@@ -195,7 +199,14 @@ func runSend(c *cli, args []string) int {
 				return c.usageError(cmd, "--file %s: %s: %v", *file, tf.name, err)
 			}
 			*tf.dst = t
+			createdGiven = createdGiven || tf.name == "created_at"
 		}
+	}
+	if cb.DurationMS < 0 || cb.DurationMS > maxDurationMS {
+		return c.usageError(cmd, "duration_ms %d is out of range: 0 to %d", cb.DurationMS, int64(maxDurationMS))
+	}
+	if !createdGiven {
+		cb.CreatedAt = cb.CompletedAt.Add(-time.Duration(cb.DurationMS) * time.Millisecond)
 	}
 	if batchText == "" {
 		cb.BatchID = uuid.Must(uuid.NewV7())
@@ -209,6 +220,11 @@ func runSend(c *cli, args []string) int {
 	}
 	if _, err := payload.Freeze(cb); err != nil {
 		return c.usageError(cmd, "%v", err)
+	}
+	if db.dsn != "" {
+		if err := db.checkSchema(); err != nil {
+			return c.usageError(cmd, "%v", err)
+		}
 	}
 
 	ctx, stop := signalContext()
@@ -320,7 +336,7 @@ func (w *waiter) run(ctx context.Context, d *delivery.Deliverer, id uuid.UUID, a
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, w.cli.failure(w.cmd, "interrupted before delivery %s ended; it stays pending in the store", id)
+			return nil, w.cli.failure(w.cmd, "interrupted before delivery %s ended; in a Postgres store it stays pending for any running Deliverer (in memory it is gone)", id)
 		case rec := <-w.done:
 			if rec.ID != id {
 				continue

@@ -114,6 +114,9 @@ func runHistory(c *cli, args []string) int {
 		return c.failure(cmd, "%v", err)
 	}
 	defer pool.Close()
+	if err := checkMigrated(ctx, pool, db.schema); err != nil {
+		return c.failure(cmd, "%v", err)
+	}
 	recs, err := st.History(ctx, batchID)
 	if err != nil {
 		return c.failure(cmd, "%v", err)
