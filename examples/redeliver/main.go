@@ -27,6 +27,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,13 +104,17 @@ func NewHandler(d *delivery.Deliverer, batches *Batches, token string) http.Hand
 // authorize checks the token, the batch id and the organization's ownership,
 // answering the request itself when one fails.
 func authorize(w http.ResponseWriter, r *http.Request, batches *Batches, token string) (uuid.UUID, bool) {
-	got := r.Header.Get("Authorization")
-	if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
+	// The scheme name is case-insensitive (RFC 9110, section 11.1).
+	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 		return uuid.Nil, false
 	}
-	batch, err := uuid.Parse(r.PathValue("batch_id"))
-	if err != nil {
+	// Only the canonical form: uuid.Parse also takes upper case, braces,
+	// urn:uuid: and no hyphens, which would make one batch many URLs.
+	text := r.PathValue("batch_id")
+	batch, err := uuid.Parse(text)
+	if err != nil || batch.String() != text {
 		writeError(w, http.StatusBadRequest, "invalid_request", "batch_id is not a UUID")
 		return uuid.Nil, false
 	}

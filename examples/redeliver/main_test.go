@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,6 +95,7 @@ func TestRoutes(t *testing.T) {
 		{"no token", "GET", get(done), "", "org_a", 401, "unauthorized"},
 		{"wrong token", "POST", post(done), "nope", "org_a", 401, "unauthorized"},
 		{"malformed batch id", "POST", "/v1/batches/not-a-uuid/callback-redeliveries", "tok", "org_a", 400, "invalid_request"},
+		{"batch id not in canonical form", "GET", "/v1/batches/" + strings.ToUpper(done.String()) + "/callback", "tok", "org_a", 400, "invalid_request"},
 		{"another organization's batch", "POST", post(foreign), "tok", "org_a", 404, "not_found"},
 		{"no organization", "GET", get(done), "tok", "", 404, "not_found"},
 		{"unknown batch", "POST", post(uuid.New()), "tok", "org_a", 404, "not_found"},
@@ -108,6 +110,17 @@ func TestRoutes(t *testing.T) {
 			assert.Equal(t, tt.errorType, body["error_type"])
 		})
 	}
+
+	t.Run("the bearer scheme in any case", func(t *testing.T) {
+		req, err := http.NewRequest("GET", api.URL+get(done), nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "bearer tok")
+		req.Header.Set("X-Organization-Id", "org_a")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, 200, resp.StatusCode)
+	})
 
 	t.Run("get the record", func(t *testing.T) {
 		code, body := call("GET", get(done), "tok", "org_a")
