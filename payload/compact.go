@@ -6,8 +6,11 @@ import (
 	"unicode/utf8"
 )
 
-// maxDepth bounds the nesting of raw JSON, as encoding/json does.
-const maxDepth = 10000
+// maxDepth bounds the nesting of a payload, its own levels included: far
+// below the 10000 encoding/json reads, so that every receiver's parser reads
+// it (Python's json.loads stops near 1000) and so do the records and
+// responses that wrap it.
+const maxDepth = 512
 
 // errSyntax is wrapped, with the offset, by appendCompact's errors.
 var errSyntax = errors.New("syntax error")

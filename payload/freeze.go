@@ -21,6 +21,10 @@ import (
 // datetime.isoformat() writes an aware UTC datetime (see AppendTime). The same
 // Callback always freezes to the same bytes.
 //
+// JSON nested more than 512 levels in all (the payload's own levels
+// included) is refused with ErrInvalidJSON, so that every receiver's parser
+// reads it (Python's json.loads stops near 1000 levels).
+//
 // Bad input returns a *FieldError matching ErrInvalid and one rule's
 // sentinel; Freeze never panics on any Callback.
 func Freeze(c Callback) ([]byte, error) {
@@ -243,7 +247,9 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		if err != nil {
 			return b, err
 		}
-		return append(b, m...), nil // already compact
+		// Already compact, but its nesting counts with the payload's:
+		// a json.RawMessage or an Output inside v was marshaled apart.
+		return appendCompact(b, m, depth)
 	}
 	return appendCompact(b, raw, depth)
 }
@@ -271,7 +277,7 @@ func appendRawArray(b []byte, items []json.RawMessage, depth int) ([]byte, error
 // round through encoding/json for the fixed fields.
 func appendOutput(b []byte, o *Output, depth int) ([]byte, error) {
 	b = append(b, `{"items":`...)
-	if o.Items == nil {
+	if o.Items == nil || nilSlice(o.Items) {
 		b = append(b, "[]"...)
 	} else {
 		var err error
@@ -288,6 +294,15 @@ func appendOutput(b []byte, o *Output, depth int) ([]byte, error) {
 	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(o.Total), 10)
 	return append(b, '}'), nil
+}
+
+// nilSlice reports whether v is a nil slice other than raw JSON bytes.
+func nilSlice(v any) bool {
+	if _, raw := v.(json.RawMessage); raw {
+		return false
+	}
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Slice && r.IsNil() && r.Type().Elem().Kind() != reflect.Uint8
 }
 
 // marshal is json.Marshal without HTML escaping, with errors mapped to this
@@ -337,6 +352,11 @@ func checkGoValue(v any) error {
 // nothing.
 const cycleCheckDepth = 1000
 
+// maxWalkDepth bounds goValueWalker, whose depth counts pointers and
+// interfaces besides JSON levels; the JSON that encoding/json writes is held
+// to maxDepth afterwards (see appendValue).
+const maxWalkDepth = 10000
+
 var (
 	marshalerType     = reflect.TypeFor[json.Marshaler]()
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
@@ -357,16 +377,19 @@ func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 	if !v.IsValid() {
 		return nil
 	}
-	if depth > maxDepth {
+	if depth > maxWalkDepth {
 		return errors.Join(ErrInvalidJSON, errTooDeep)
 	}
 	t := v.Type()
 	// Only types declared in a package, and pointers to them, have methods.
 	// Output is walked like any struct: its MarshalJSON writes its Items,
 	// which may hold anything, itself included.
+	// A method on *T is called only for an addressable T, as encoding/json
+	// does: elsewhere (a map value, say) T's fields are encoded instead.
 	if t != outputType && t != outputPtrType && (t.PkgPath() != "" || t.Kind() == reflect.Pointer) &&
 		(t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
-			t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(marshalerType)) {
+			t.Kind() != reflect.Pointer && v.CanAddr() &&
+				(reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType))) {
 		return nil // its own output: see marshal
 	}
 	switch v.Kind() {

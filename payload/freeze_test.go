@@ -206,6 +206,17 @@ func TestFreezeRejectsBadInput(t *testing.T) {
 			o.Items = []any{map[string]any{"again": o}}
 			c.Output = map[string]any{"o": o}
 		}, "output", payload.ErrInvalidJSON},
+		// encoding/json calls a pointer method only on an addressable
+		// value: in a map it encodes the fields, reaching the Output.
+		{"Output that holds itself through a map value with a pointer MarshalJSON", func(c *payload.Callback) {
+			m := map[string]ptrMarshaler{}
+			o := &payload.Output{Items: m}
+			m["k"] = ptrMarshaler{O: o}
+			c.Output = o
+		}, "output", payload.ErrInvalidJSON},
+		{"map value with a pointer MarshalJSON, field invalid UTF-8", func(c *payload.Callback) {
+			c.Metadata = map[string]ptrMarshaler{"k": {O: "\xff"}}
+		}, "metadata", payload.ErrInvalidUTF8},
 		{"negative duration", func(c *payload.Callback) { c.DurationMS = -1 }, "duration_ms", payload.ErrNegativeDuration},
 		{"year 10000", func(c *payload.Callback) { c.CompletedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "completed_at", payload.ErrTimeOutOfRange},
 		{"year 0 after conversion", func(c *payload.Callback) {
@@ -239,17 +250,24 @@ type node struct{ Next *node }
 // Deep values that do not contain themselves freeze as encoding/json writes
 // them, past the depth from which cycles are looked for.
 func TestFreezeDeepGoValues(t *testing.T) {
-	var v any = "leaf"
-	for range 1500 {
-		v = []any{v, map[string]any{"k": "v"}}
+	nest := func(n int) any {
+		var v any = "leaf"
+		for range n {
+			v = []any{v, map[string]any{"k": "v"}}
+		}
+		return v
 	}
 	c := base()
-	c.Output = v
+	c.Output = nest(510) // 512 levels with the payload's own
 	b, err := payload.Freeze(c)
 	require.NoError(t, err)
-	want, err := json.Marshal(v)
+	want, err := json.Marshal(c.Output)
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"output":`+string(want)+`,`)
+
+	c.Output = nest(1500)
+	_, err = payload.Freeze(c)
+	assert.ErrorIs(t, err, payload.ErrInvalidJSON)
 }
 
 func TestAppendFreezeLeavesDstOnError(t *testing.T) {
@@ -347,8 +365,8 @@ func TestOutputFastPathMatchesEncodingJSON(t *testing.T) {
 	assert.ErrorIs(t, err, payload.ErrInvalidJSON)
 }
 
-// Raw JSON may nest only so deep that the whole payload stays within the
-// 10000 levels encoding/json reads, so that Parse reads back whatever Freeze
+// Raw JSON may nest only so deep that the whole payload stays within 512
+// levels, so that Parse (and any receiver) reads back whatever Freeze
 // writes; one level more is refused.
 func TestFreezeNestingStaysParsable(t *testing.T) {
 	nest := func(n int) json.RawMessage {
@@ -357,16 +375,23 @@ func TestFreezeNestingStaysParsable(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		set  func(c *payload.Callback, n int)
-		max  int // deepest raw value accepted: 10000 minus the levels around it
+		max  int // deepest raw value accepted: 512 minus the levels around it
 	}{
-		{"output", func(c *payload.Callback, n int) { c.Output = nest(n) }, 9999},
-		{"output items", func(c *payload.Callback, n int) { c.Output = []json.RawMessage{nest(n)} }, 9998},
+		{"output", func(c *payload.Callback, n int) { c.Output = nest(n) }, 511},
+		{"output items", func(c *payload.Callback, n int) { c.Output = []json.RawMessage{nest(n)} }, 510},
 		{"Output envelope items", func(c *payload.Callback, n int) {
 			c.Output = payload.Output{Items: []json.RawMessage{nest(n)}}
-		}, 9997},
+		}, 509},
 		{"metadata", func(c *payload.Callback, n int) {
 			c.Metadata = json.RawMessage(`{"a":` + string(nest(n-1)) + `}`)
-		}, 9999},
+		}, 511},
+		// Go values: their JSON counts with the payload's levels too.
+		{"raw JSON in a Go map", func(c *payload.Callback, n int) {
+			c.Output = map[string]any{"a": nest(n - 1)}
+		}, 511},
+		{"Go value in Output items", func(c *payload.Callback, n int) {
+			c.Output = payload.Output{Items: []any{nest(n - 1)}}
+		}, 510},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
@@ -397,4 +422,23 @@ func TestParseRefusesTimesFreezeRefuses(t *testing.T) {
 			require.ErrorIs(t, err, payload.ErrTimeOutOfRange)
 		})
 	}
+}
+
+// ptrMarshaler has MarshalJSON on its pointer only.
+type ptrMarshaler struct{ O any }
+
+func (*ptrMarshaler) MarshalJSON() ([]byte, error) { return []byte(`{}`), nil }
+
+// A nil slice as Output.Items is sent as [], as a nil Items is, not null.
+func TestOutputNilItemsSliceIsEmptyArray(t *testing.T) {
+	type item struct{ ID string }
+	var items []item
+	c := base()
+	c.Output = payload.Output{Items: items, Total: 0}
+	b, err := payload.Freeze(c)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"output":{"items":[],"succeeded":0`)
+	m, err := json.Marshal(payload.Output{Items: items})
+	require.NoError(t, err)
+	assert.Contains(t, string(m), `"items":[]`, "MarshalJSON as Freeze")
 }

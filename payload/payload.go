@@ -53,7 +53,8 @@ type Callback struct {
 
 // Output is the usual batch output envelope:
 // {"items":[...],"succeeded":n,"failed":n,"cancelled":n,"total":n}.
-// Use it as Callback.Output. A nil Items is sent as an empty array.
+// Use it as Callback.Output. A nil Items, or a nil slice, is sent as an
+// empty array.
 type Output struct {
 	// Items holds the per-item results; any JSON-marshalable slice.
 	Items any `json:"items"`
@@ -68,7 +69,7 @@ type Output struct {
 }
 
 // MarshalJSON encodes the envelope with its fields in the order above and a
-// nil Items as [].
+// nil Items (or nil slice) as [].
 func (o Output) MarshalJSON() ([]byte, error) {
 	// As Freeze writes it, so that an Output holding itself (in Items, or
 	// through a map) is refused rather than recursed into without end.
