@@ -406,7 +406,7 @@ func printRecord(w io.Writer, rec *store.Delivery) {
 		res := a.ErrorMessage
 		if a.StatusCode != 0 {
 			res = fmt.Sprintf("%d %s", a.StatusCode, http.StatusText(a.StatusCode))
-			if a.ErrorMessage != "" {
+			if a.ErrorMessage != "" && a.FailureReason != store.ReasonHTTPError { // that one says the status again
 				res += ": " + a.ErrorMessage
 			}
 		}

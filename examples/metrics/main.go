@@ -5,7 +5,8 @@
 //	go run ./examples/metrics
 //
 // It delivers a few callbacks to a local receiver that fails some of them,
-// then prints the counters as /debug/vars would serve them, and exits.
+// then prints the counters (the values /debug/vars serves as
+// hookline_attempts, hookline_deliveries, ...), and exits.
 // With -serve ADDR it keeps serving /debug/vars instead.
 package main
 
