@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -156,4 +157,36 @@ func TestPostgresUnreachable(t *testing.T) {
 	r := hookline(t, nil, "history", uuid.NewString(), "--dsn", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "hookline history: connect to the database")
+}
+
+// send --dsn again for a batch already delivered: with the same bytes it
+// sends nothing and says so; with other bytes it points to redeliver.
+func TestSendAgainToAStore(t *testing.T) {
+	t.Parallel()
+	dsn, schema := freshSchema(t)
+	secret := signing.GenerateSecret()
+	srv, verified := verifyingReceiver(t, secret)
+	r := hookline(t, nil, "migrate", "--dsn", dsn, "--schema", schema)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	batch := uuid.NewString()
+	file := filepath.Join(t.TempDir(), "cb.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"batch_id":"`+batch+`","created_at":"2026-05-01T10:00:00+00:00","completed_at":"2026-05-01T10:01:00+00:00"}`), 0o600))
+	send := func(args ...string) result {
+		return hookline(t, nil, append([]string{"send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema}, args...)...)
+	}
+
+	r = send("--file", file)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Equal(t, int32(1), verified.Load())
+
+	r = send("--file", file)
+	assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Contains(t, r.stderr, "was already delivered")
+	assert.Contains(t, r.stderr, "nothing sent")
+	assert.Equal(t, int32(1), verified.Load(), "sent again")
+
+	r = send("--batch-id", batch) // other times, so other bytes
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "hookline redeliver "+batch)
+	assert.Equal(t, int32(1), verified.Load())
 }

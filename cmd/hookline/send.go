@@ -261,8 +261,16 @@ func runSend(c *cli, args []string) int {
 	if errors.Is(err, delivery.ErrInvalidURL) {
 		return c.usageError(cmd, "--url: %v", err)
 	}
+	if errors.Is(err, store.ErrConflict) {
+		return c.failure(cmd, "%v (the batch already has a delivery of other bytes or to another URL; 'hookline redeliver %s' sends its latest again)", err, cb.BatchID)
+	}
 	if err != nil {
 		return c.failure(cmd, "%v", err)
+	}
+	if rec.Status.Terminal() {
+		// Deliver handed back the batch's earlier delivery: same bytes.
+		fmt.Fprintf(c.stderr, "batch %s was already delivered (delivery %s): nothing sent; 'hookline redeliver %s' sends it again\n", rec.BatchID, rec.ID, rec.BatchID)
+		return c.printOutcome(cmd, rec, *asJSON)
 	}
 	fmt.Fprintf(c.stderr, "delivering batch %s to %s (delivery %s)\n", rec.BatchID, *url, rec.ID)
 	only.id = rec.ID // before Start: the Deliverer sends this one only
