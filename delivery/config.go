@@ -25,6 +25,13 @@ const (
 	DefaultMaxPayloadBytes   = 256 << 10
 )
 
+// DefaultResponseReadLimit was the default of Config.ResponseReadLimit
+// (64 KiB); set ResponseReadLimit to it to keep reading that far.
+//
+// Deprecated: ResponseReadLimit now defaults to ResponseBodyLimit, so that
+// reading stops where storing does.
+const DefaultResponseReadLimit = 64 << 10
+
 // maxConnectTimeout bounds connecting and the TLS handshake of the default
 // HTTP client (further bounded by AttemptTimeout).
 const maxConnectTimeout = 10 * time.Second

@@ -296,9 +296,11 @@ func appendOutput(b []byte, o *Output, depth int) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// nilSlice reports whether v is a nil slice other than raw JSON bytes.
+// nilSlice reports whether v is a nil slice that encoding/json would write
+// as null: not raw JSON bytes, nor a type that marshals itself.
 func nilSlice(v any) bool {
-	if _, raw := v.(json.RawMessage); raw {
+	switch v.(type) {
+	case json.RawMessage, json.Marshaler, encoding.TextMarshaler:
 		return false
 	}
 	r := reflect.ValueOf(v)

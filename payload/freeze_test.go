@@ -429,8 +429,25 @@ type ptrMarshaler struct{ O any }
 
 func (*ptrMarshaler) MarshalJSON() ([]byte, error) { return []byte(`{}`), nil }
 
-// A nil slice as Output.Items is sent as [], as a nil Items is, not null.
+// customItems marshals itself, nil included.
+type customItems []int
+
+func (c customItems) MarshalJSON() ([]byte, error) {
+	if c == nil {
+		return []byte(`{"none":true}`), nil
+	}
+	return json.Marshal([]int(c))
+}
+
+// A nil slice as Output.Items is sent as [], as a nil Items is, not null;
+// a type that marshals itself still does.
 func TestOutputNilItemsSliceIsEmptyArray(t *testing.T) {
+	c0 := base()
+	c0.Output = payload.Output{Items: customItems(nil)}
+	b0, err := payload.Freeze(c0)
+	require.NoError(t, err)
+	assert.Contains(t, string(b0), `"output":{"items":{"none":true},`)
+
 	type item struct{ ID string }
 	var items []item
 	c := base()
