@@ -74,6 +74,7 @@ type Deliverer struct {
 	flights   map[uuid.UUID]*store.Delivery // in work; value: a newer claim of it, or nil
 	hosts     map[string]*hostState         // per destination host: slots taken, deliveries waiting
 	claiming  bool                          // a Claim is on its way (see takeNewer)
+	claims    uint64                        // Claims handed out so far
 	claimDone sync.Cond                     // on flightMu: claiming became false
 }
 
@@ -121,6 +122,9 @@ func (d *Deliverer) claim(now time.Time, free int64) int {
 func (d *Deliverer) setClaiming(on bool) {
 	d.flightMu.Lock()
 	d.claiming = on
+	if !on {
+		d.claims++
+	}
 	d.flightMu.Unlock()
 	if !on {
 		d.claimDone.Broadcast()
@@ -130,11 +134,12 @@ func (d *Deliverer) setClaiming(on bool) {
 // takeNewer returns and forgets a newer claim of the delivery, if any. A
 // worker calls it when its lease was lost: the newer claim may be in a Claim
 // that has leased the delivery in the Store and not yet returned, so it
-// waits for a Claim on its way to be handed out first.
+// waits for a Claim on its way to be handed out first; for that one only,
+// not for the next ones a busy dispatcher may start at once.
 func (d *Deliverer) takeNewer(id uuid.UUID) *store.Delivery {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
-	for d.flights[id] == nil && d.claiming {
+	for gen := d.claims; d.flights[id] == nil && d.claiming && d.claims == gen; {
 		d.claimDone.Wait()
 	}
 	newer := d.flights[id]
