@@ -125,9 +125,11 @@ func AppendFreeze(dst []byte, c Callback) ([]byte, error) {
 
 // Parse decodes frozen bytes back into a Callback. Output and Metadata come
 // back as json.RawMessage holding the exact bytes that were frozen, so
-// Freeze(Parse(b)) returns b for any b that Freeze produced. Unknown keys are
-// ignored. Timestamps are read as RFC 3339 (which the isoformat form is) or
-// null.
+// Freeze(Parse(b)) returns b for any b that Freeze produced. Keys match
+// exactly, as in other languages' parsers (encoding/json alone would also
+// take "Event" for "event"); unknown keys are ignored, and of a key given
+// twice the last counts. Timestamps are read as RFC 3339 (which the
+// isoformat form is) or null.
 //
 // Bad input returns a *FieldError matching ErrInvalid; Parse never panics.
 func Parse(b []byte) (Callback, error) {
@@ -144,7 +146,20 @@ func Parse(b []byte) (Callback, error) {
 		CompletedAt *string         `json:"completed_at"`
 		Metadata    json.RawMessage `json:"metadata"`
 	}
-	if err := json.Unmarshal(b, &w); err != nil {
+	var keys map[string]json.RawMessage // exact keys, unlike a struct's fields
+	err := json.Unmarshal(b, &keys)
+	for _, f := range []struct {
+		key string
+		dst any
+	}{
+		{"event", &w.Event}, {"batch_id", &w.BatchID}, {"status", &w.Status}, {"output", &w.Output},
+		{"duration_ms", &w.DurationMS}, {"created_at", &w.CreatedAt}, {"completed_at", &w.CompletedAt}, {"metadata", &w.Metadata},
+	} {
+		if raw, ok := keys[f.key]; ok && err == nil {
+			err = json.Unmarshal(raw, f.dst)
+		}
+	}
+	if err != nil {
 		return Callback{}, fieldErr("payload", errors.Join(ErrInvalidJSON, err))
 	}
 	c := Callback{Event: w.Event, Status: w.Status}

@@ -459,3 +459,17 @@ func TestOutputNilItemsSliceIsEmptyArray(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(m), `"items":[]`, "MarshalJSON as Freeze")
 }
+
+// Parse matches keys exactly, as Python's json.loads and JavaScript's
+// JSON.parse do; encoding/json alone would also take "Event" for "event".
+func TestParseMatchesKeysExactly(t *testing.T) {
+	b := []byte(`{"event":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded",` +
+		`"Event":"batch.failed","STATUS":"failed","output":null,"metadata":null}`)
+	c, err := payload.Parse(b)
+	require.NoError(t, err)
+	assert.Equal(t, payload.EventBatchSucceeded, c.Event)
+	assert.Equal(t, payload.StatusSucceeded, c.Status)
+
+	_, err = payload.Parse([]byte(`{"EVENT":"batch.succeeded","batch_id":"0190a5b4-7c1e-7d2a-9f3b-1a2b3c4d5e6f","status":"succeeded"}`))
+	assert.ErrorIs(t, err, payload.ErrEmptyEvent)
+}
