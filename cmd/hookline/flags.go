@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookline/hookline/signing"
@@ -227,25 +226,11 @@ func (f *dbFlags) open(ctx context.Context) (*pgxpool.Pool, *postgres.Store, err
 	return pool, st, nil
 }
 
-// schemaVersion reads the migration version of the store's schema: 0 when
-// it has never been migrated.
-func schemaVersion(ctx context.Context, pool *pgxpool.Pool, schema string) (int, error) {
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&exists); err != nil {
-		return 0, err
-	}
-	if !exists {
-		return 0, nil
-	}
-	var v int
-	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&v)
-	return v, err
-}
-
 // checkMigrated returns an error telling the user to run migrate when the
 // schema is behind this hookline.
-func checkMigrated(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	v, err := schemaVersion(ctx, pool, schema)
+func checkMigrated(ctx context.Context, st *postgres.Store) error {
+	schema := st.Schema()
+	v, err := st.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("read the schema version: %w", err)
 	}

@@ -236,7 +236,7 @@ func runSend(c *cli, args []string) int {
 			return c.failure(cmd, "%v", err)
 		}
 		defer pool.Close()
-		if err := checkMigrated(ctx, pool, db.schema); err != nil {
+		if err := checkMigrated(ctx, pg); err != nil {
 			return c.failure(cmd, "%v", err)
 		}
 		st = pg

@@ -114,7 +114,7 @@ func runHistory(c *cli, args []string) int {
 		return c.failure(cmd, "%v", err)
 	}
 	defer pool.Close()
-	if err := checkMigrated(ctx, pool, db.schema); err != nil {
+	if err := checkMigrated(ctx, st); err != nil {
 		return c.failure(cmd, "%v", err)
 	}
 	recs, err := st.History(ctx, batchID)
@@ -195,7 +195,7 @@ func runRedeliver(c *cli, args []string) int {
 		return c.failure(cmd, "%v", err)
 	}
 	defer pool.Close()
-	if err := checkMigrated(ctx, pool, db.schema); err != nil {
+	if err := checkMigrated(ctx, st); err != nil {
 		return c.failure(cmd, "%v", err)
 	}
 	only := &onlyStore{Store: st}
@@ -265,14 +265,14 @@ func runMigrate(c *cli, args []string) int {
 		return c.failure(cmd, "%v", err)
 	}
 	defer pool.Close()
-	before, err := schemaVersion(ctx, pool, db.schema)
+	before, err := st.Version(ctx)
 	if err != nil {
 		return c.failure(cmd, "read the schema version: %v", err)
 	}
 	if err := st.Migrate(ctx); err != nil {
 		return c.failure(cmd, "%v", err)
 	}
-	after, err := schemaVersion(ctx, pool, db.schema)
+	after, err := st.Version(ctx)
 	if err != nil {
 		return c.failure(cmd, "read the schema version: %v", err)
 	}

@@ -89,7 +89,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if v, err := s.version(ctx); err == nil && v >= len(ms) {
+	if v, err := s.Version(ctx); err == nil && v >= len(ms) {
 		// Up to date: nothing to lock or create, so a role that may only
 		// use the tables can call Migrate on every start too.
 		if v > len(ms) {
@@ -138,9 +138,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// version reads the schema's version without changing anything: 0 when it
-// has no schema_migrations table yet.
-func (s *Store) version(ctx context.Context) (int, error) {
+// Version reads the version the Store's schema is at, changing nothing: 0
+// when it has never been migrated. Migrate brings it to SchemaVersion.
+func (s *Store) Version(ctx context.Context) (int, error) {
+	if err := s.made(); err != nil {
+		return 0, err
+	}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.q+".schema_migrations").Scan(&exists); err != nil || !exists {
 		return 0, err
