@@ -220,10 +220,10 @@ func parseTime(s *string) (time.Time, error) {
 }
 
 // appendValue appends v as compact JSON: raw bytes compacted, Go values
-// marshaled without HTML escaping, nil as null. depth is how many objects
-// and arrays of the payload enclose v: raw JSON may nest only so deep that
-// the whole payload stays within maxDepth, the limit encoding/json (and so
-// Parse) applies to the document.
+// marshaled without HTML escaping, nil as null, each then compacted and
+// checked (JSON, UTF-8, nesting) by appendCompact. depth is how many objects
+// and arrays of the payload enclose v: v may nest only so deep that the
+// whole payload stays within maxDepth.
 func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	if depth > maxDepth { // Outputs nested in Outputs, maybe in a cycle
 		return b, errors.Join(ErrInvalidJSON, errTooDeep)
@@ -341,12 +341,9 @@ func marshal(v any) ([]byte, error) {
 		}
 		return nil, errors.Join(ErrInvalidJSON, err)
 	}
+	// Raw bytes encoding/json copied as they were (a json.RawMessage inside
+	// v, a MarshalJSON result) may not be UTF-8: appendCompact checks.
 	out := buf.Bytes()
-	if !utf8.Valid(out) {
-		// Raw bytes encoding/json copied as they were: a json.RawMessage
-		// inside v, or a MarshalJSON result.
-		return nil, ErrInvalidUTF8
-	}
 	return out[:len(out)-1], nil // Encode appends '\n'
 }
 
