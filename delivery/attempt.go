@@ -112,7 +112,6 @@ func (d *Deliverer) work(w *worker, rec *store.Delivery) {
 	host := hostKey(rec.CallbackURL)
 	switch adm, wait := d.admit(host, rec); adm {
 	case queued:
-		d.finishedOne() // not busy while it waits (see admit)
 		return
 	case full:
 		// The host's queue is full too: give the delivery back until the

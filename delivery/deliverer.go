@@ -192,14 +192,14 @@ const (
 // admit takes one of the host's MaxPerHost slots for rec, or queues rec
 // behind the host's attempts, up to max(MaxPerHost, min(2×Workers −
 // Workers/2 − MaxPerHost, 2×MaxPerHost)) deliveries per host. A queued
-// delivery stops counting as busy
-// (the caller counts it out) until the worker holding the host's slot takes
-// it (nextForHost counts it in again), so however many hosts hang, a worker
-// left idle has work to claim: with at most Workers−1 attempts in flight and
-// no delivery waiting for a worker, at most Workers−1 are busy. The queues
-// are bounded all the same: only a host whose MaxPerHost slots are all taken
-// has one, so at most Workers/MaxPerHost hosts do, and they hold at most
-// 2×Workers deliveries together.
+// delivery stops counting as busy (admit counts it out) until the worker
+// holding the host's slot takes it (nextForHost counts it in again), so
+// however many hosts hang, a worker left idle has work to claim: with at
+// most Workers−1 attempts in flight and no delivery waiting for a worker,
+// at most Workers−1 are busy. The queues are bounded all the same: only a
+// host whose MaxPerHost slots are all taken has one, so at most
+// Workers/MaxPerHost hosts do, and they hold at most 2×Workers deliveries
+// together.
 func (d *Deliverer) admit(host string, rec *store.Delivery) (admission, time.Duration) {
 	d.flightMu.Lock()
 	defer d.flightMu.Unlock()
@@ -214,6 +214,7 @@ func (d *Deliverer) admit(host string, rec *store.Delivery) (admission, time.Dur
 		return run, 0
 	case len(h.waiting) < d.hostQueue:
 		h.waiting = append(h.waiting, rec)
+		d.finishedOne() // not busy while it waits
 		return queued, 0
 	default:
 		return full, d.backOff(h)
@@ -718,9 +719,9 @@ func (d *Deliverer) Start(ctx context.Context) error {
 // Record or Release fails once ctx has ended (it is not retried; its lease
 // expires); one that a Claim cut off by ctx had leased; and one a Deliver
 // was still inserting, which that Deliver gives back itself when its insert
-// returns, after Stop has returned. An Observer hook that is
-// running is waited for even then (see Observer). Stop on a Deliverer never
-// started, or already stopped, returns nil.
+// returns, after Stop has returned. An Observer hook that is running is
+// waited for even then (see Observer). Stop on a Deliverer never started, or
+// already stopped, returns nil.
 func (d *Deliverer) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	if d.state != 1 {
