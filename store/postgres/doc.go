@@ -80,17 +80,19 @@
 // # Statements and plans
 //
 // The Store runs its statements in the pool's default query mode (pgx's
-// ConnConfig.DefaultQueryExecMode), except two whose good plan depends on how
-// many rows the tables hold: the group form of Record, which joins a group's
-// rows to the deliveries table, and the check that says why an Insert
-// conflicted. With pgx's default mode, which prepares a statement once per
-// connection, PostgreSQL may settle on a generic plan after five runs and keep
-// it until the table's statistics next change; made while the tables of a new
-// schema are tiny, such a plan reads the whole table on every run until
-// autovacuum next analyzes it. Those two statements therefore run in
-// pgx.QueryExecModeCacheDescribe (planned at each run, still one round trip),
-// or QueryExecModeDescribeExec when the connection has no description cache;
-// a pool configured with another mode keeps it. Every mode works, the simple
+// ConnConfig.DefaultQueryExecMode). With pgx's default mode, which prepares a
+// statement once per connection, PostgreSQL may settle on a generic plan after
+// five runs and keep it until the table's statistics next change; made while
+// the tables of a new schema are tiny, such a plan can read the whole table
+// on every run until autovacuum next analyzes it. Two statements' good plans
+// depend on how many rows the tables hold. The group form of Record, which
+// joins a group's rows to the deliveries table, runs in the same round trip
+// and transaction as set_config('enable_seqscan', 'off', true), so that every
+// plan of it, generic or not, looks the rows up in the primary key. The check
+// that says why an Insert conflicted runs in pgx.QueryExecModeCacheDescribe
+// (planned at each run, still one round trip), or QueryExecModeDescribeExec
+// when the connection has no description cache; a pool configured with
+// another mode keeps it. Every mode works, the simple
 // protocol included (PgBouncer in transaction mode). The Notify listener
 // needs a session of its own, though (LISTEN): through a pooler in
 // transaction mode it hears nothing, and Deliverers find new deliveries by

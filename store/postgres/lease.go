@@ -159,13 +159,31 @@ func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]
 		attemptIDs[i], codes[i], bodies[i] = pgUUID(a.ID), attemptStatus(a), attemptBody(a)
 		elapsed[i], errMsgs[i], attemptReasons[i], attemptAt[i] = a.ResponseTimeMS, pgText(a.ErrorMessage), pgText(string(a.FailureReason)), a.CreatedAt
 	}
-	applied := make([]bool, n)
-	rows, err := s.pool.Query(ctx, s.sql.recordGroup, s.replan, ords, ids, tokens, statuses, reasons, details,
+	// One round trip and one transaction: indexLookups, then the group.
+	// PostgreSQL may keep a generic plan for the group statement after five
+	// runs; made while the table of a new schema is tiny, that plan would
+	// read the whole table (a hash join over a sequential scan) and go on
+	// doing so as the table grows, until autovacuum next runs ANALYZE.
+	// Planned with sequential scans off, every plan looks the group's ids
+	// up in the primary key, and can be kept (planning the statement at
+	// each run cost about as much as executing it).
+	b := &pgx.Batch{}
+	b.Queue(s.sql.indexLookups)
+	b.Queue(s.sql.recordGroup, ords, ids, tokens, statuses, reasons, details,
 		secrets, numbers, next, updated, completed,
 		attemptIDs, codes, bodies, elapsed, errMsgs, attemptReasons, attemptAt)
+	applied := make([]bool, n)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
 	if err == nil {
-		var ord int32
-		_, err = pgx.ForEachRow(rows, []any{&ord}, func() error { applied[ord] = true; return nil })
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			var ord int32
+			_, err = pgx.ForEachRow(rows, []any{&ord}, func() error { applied[ord] = true; return nil })
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		if serverRefused(err) {

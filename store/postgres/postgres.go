@@ -135,9 +135,11 @@ type querier interface {
 }
 
 // replanMode is the query mode, given a connection's default mode, of the
-// statements whose good plan depends on how many rows the tables hold: those
-// that join a group's rows to the deliveries table, and the conflict check,
-// whose pending-batch lookup can also walk the due index. pgx's default mode
+// statements whose good plan depends on how many rows the tables hold: the
+// conflict check, whose pending-batch lookup can also walk the due index
+// (Record's group statement is kept on index lookups instead: see
+// writeRecords). The conflict check runs only after an insert did nothing,
+// so planning it each time costs little. pgx's default mode
 // prepares each statement once per connection, and after five runs
 // PostgreSQL may keep one generic plan for it until the table's statistics
 // next change; planned while the tables of a new schema are tiny, that plan

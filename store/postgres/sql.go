@@ -12,6 +12,7 @@ type statements struct {
 	claim          string
 	record         string
 	recordGroup    string
+	indexLookups   string
 	release        string
 	leaseState     string
 	getDelivery    string
@@ -124,6 +125,9 @@ SELECT $11, u.id, $7, $12, $13, $14, $15, $16, $17 FROM u`),
 
 		// Record's group form: each row fenced on its own; RETURNING r.ord
 		// says which calls applied, and only their attempts are inserted.
+		// It runs after indexLookups (see writeRecords): d.id = ANY($2)
+		// then leaves the planner no way to read deliveries other than
+		// looking up the group's ids in the primary key.
 		recordGroup: sql(`WITH r AS (
 	SELECT * FROM unnest($1::integer[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
 		$7::uuid[], $8::integer[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
@@ -138,7 +142,7 @@ SELECT $11, u.id, $7, $12, $13, $14, $15, $16, $17 FROM u`),
 		next_attempt_at = r.next_attempt_at, updated_at = r.updated_at, completed_at = r.completed_at,
 		lease_token = NULL, lease_expires_at = NULL
 	FROM r
-	WHERE d.id = r.id AND d.lease_token = r.token AND d.attempt_count = r.attempt_number - 1
+	WHERE d.id = ANY($2::uuid[]) AND d.id = r.id AND d.lease_token = r.token AND d.attempt_count = r.attempt_number - 1
 	RETURNING r.ord
 ), a AS (
 	INSERT INTO {{s}}.attempts (id, delivery_id, attempt_number, status_code, response_body,
@@ -148,6 +152,10 @@ SELECT $11, u.id, $7, $12, $13, $14, $15, $16, $17 FROM u`),
 	FROM r JOIN u ON u.ord = r.ord
 )
 SELECT ord FROM u`),
+
+		// For the rest of the transaction, the planner reads a table
+		// through an index wherever it can (see writeRecords).
+		indexLookups: `SELECT set_config('enable_seqscan', 'off', true)`,
 
 		release: sql(`UPDATE {{s}}.deliveries
 SET next_attempt_at = $3, lease_token = NULL, lease_expires_at = NULL
