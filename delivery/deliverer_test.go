@@ -391,7 +391,8 @@ func TestDeliverRejectsBadInput(t *testing.T) {
 	h := newHarness(t, nil, func(c *delivery.Config) { c.MaxPayloadBytes = 1024 })
 	ctx := context.Background()
 	for _, u := range []string{"", "ftp://example.com/", "example.com/hook", "http:///nohost", "https://user:pw@example.com/",
-		"http://example.com/" + strings.Repeat("a", 2048), "http://exa mple.com/", "http://example.com/a b", "http://example.com/?q=a b", "http://example.com:99999/"} {
+		"http://example.com/" + strings.Repeat("a", 2048), "http://exa mple.com/", "http://example.com/a b", "http://example.com/?q=a b", "http://example.com:99999/",
+		"https://example.com/cb/\xff"} { // not UTF-8: no store could keep it
 		_, err := h.d.Deliver(ctx, u, callback(uuid.New()))
 		var ue *delivery.URLError
 		assert.ErrorAs(t, err, &ue, "URL %q", u)

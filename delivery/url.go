@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxURLLength is the longest callback URL Deliver accepts.
@@ -11,11 +12,12 @@ const MaxURLLength = 2048
 
 // ValidateURL checks a callback URL the way Deliver does: at most
 // MaxURLLength characters, absolute http or https, a host, no userinfo
-// (unless allowUserinfo), no whitespace or control characters, and no host
-// that ends in a number without being a canonical IP address ("2130706433",
-// "0177.0.0.1", "127.1"), since resolvers disagree on what such hosts mean. It returns a
-// *URLError matching ErrInvalidURL, or nil. It does not resolve the host; the
-// destination guard checks the address at dial time.
+// (unless allowUserinfo), valid UTF-8 with no whitespace or control
+// characters, and no host that ends in a number without being a canonical
+// IP address ("2130706433", "0177.0.0.1", "127.1"), since resolvers disagree
+// on what such hosts mean. It returns a *URLError matching ErrInvalidURL, or
+// nil. It does not resolve the host; the destination guard checks the
+// address at dial time.
 func ValidateURL(raw string, allowUserinfo bool) error {
 	bad := func(reason string) error { return &URLError{URL: redactURL(raw), Reason: reason} }
 	if raw == "" {
@@ -28,6 +30,9 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 		if c := raw[i]; c <= ' ' || c == 0x7f {
 			return bad("contains whitespace or a control character")
 		}
+	}
+	if !utf8.ValidString(raw) {
+		return bad("is not valid UTF-8")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -4,15 +4,53 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
 
+// MinYear and MaxYear bound the times a Store accepts: a delivery's and an
+// attempt's times must fall in years MinYear to MaxYear (UTC). Records write
+// times with four-digit years, and PostgreSQL's timestamps end in 294276.
+const (
+	MinYear = 1
+	MaxYear = 9999
+)
+
+// badTime names the first of times that falls outside MinYear to MaxYear,
+// or returns "" when they all fit. names and times run in parallel.
+func badTime(names []string, times ...time.Time) string {
+	for i, t := range times {
+		if y := t.UTC().Year(); y < MinYear || y > MaxYear {
+			return fmt.Sprintf("%s (%s) is outside years %d to %d", names[i], t.UTC().Format(time.RFC3339), MinYear, MaxYear)
+		}
+	}
+	return ""
+}
+
+// badURL says what makes a callback URL unstorable, or returns "": stores
+// keep it as text, which must be UTF-8 without NUL bytes (PostgreSQL's text
+// holds nothing else). Delivery validates URLs fully before they get here.
+func badURL(u string) string {
+	switch {
+	case u == "":
+		return "CallbackURL is empty"
+	case !utf8.ValidString(u):
+		return "CallbackURL is not valid UTF-8"
+	case strings.IndexByte(u, 0) >= 0:
+		return "CallbackURL contains a NUL byte"
+	}
+	return ""
+}
+
 // CheckNew returns a descriptive error when d is not a valid new delivery
-// for Insert: nil, a nil ID or BatchID, a status other than pending,
-// attempts already made, a MaxAttempts outside 1 to 2^31-1 (what a 32-bit
-// integer column holds), a zero NextAttemptAt, CompletedAt set, or a nil
-// Payload. It sees only d: duplicates and conflicts are the Store's to find.
+// for Insert: nil, a nil ID or BatchID, a CallbackURL that is empty, not
+// UTF-8 or holds a NUL byte, a status other than pending, attempts already
+// made, a MaxAttempts outside 1 to 2^31-1 (what a 32-bit integer column
+// holds), a zero NextAttemptAt, CompletedAt set, a time outside years
+// MinYear to MaxYear, or a nil Payload. It sees only d: duplicates and conflicts are the Store's to find.
 // hookline's stores call it first; a custom Store may too.
 func CheckNew(d *Delivery) error {
 	var problem string
@@ -23,6 +61,8 @@ func CheckNew(d *Delivery) error {
 		problem = "ID is the nil UUID; set it (uuid.NewV7)"
 	case d.BatchID == uuid.Nil:
 		problem = "BatchID is the nil UUID"
+	case badURL(d.CallbackURL) != "":
+		problem = badURL(d.CallbackURL)
 	case d.Status != StatusPending:
 		problem = fmt.Sprintf("Status is %q, want %q", d.Status, StatusPending)
 	case d.AttemptCount != 0 || len(d.Attempts) != 0:
@@ -33,6 +73,8 @@ func CheckNew(d *Delivery) error {
 		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
 	case !d.CompletedAt.IsZero():
 		problem = "CompletedAt is set on a pending delivery"
+	case badTime(newTimes, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt) != "":
+		problem = badTime(newTimes, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
 	case d.Payload == nil:
 		problem = "Payload is nil"
 	default:
@@ -40,6 +82,8 @@ func CheckNew(d *Delivery) error {
 	}
 	return fmt.Errorf("store: insert delivery %s: %s", d.ID, problem)
 }
+
+var newTimes = []string{"NextAttemptAt", "CreatedAt", "UpdatedAt"}
 
 // CheckLeased is CheckNew for LeasedInserter.InsertLeased: d must also carry
 // a lease token and a LeaseExpiresAt after its NextAttemptAt.
@@ -52,6 +96,8 @@ func CheckLeased(d *Delivery) error {
 		return fmt.Errorf("store: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
 	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
 		return fmt.Errorf("store: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
+	case badTime([]string{"LeaseExpiresAt"}, d.LeaseExpiresAt) != "":
+		return fmt.Errorf("store: insert leased delivery %s: %s", d.ID, badTime([]string{"LeaseExpiresAt"}, d.LeaseExpiresAt))
 	}
 	return nil
 }
@@ -59,10 +105,9 @@ func CheckLeased(d *Delivery) error {
 // CheckResult returns a descriptive error when r is inconsistent for
 // Record: an Attempt.DeliveryID other than r.DeliveryID, an AttemptNumber
 // outside 1 to 2^31-1, an Attempt.StatusCode that is neither 0 (no
-// response) nor 100 to 999, an unknown status, or times that do not fit the
-// status (a
-// pending result needs NextAttemptAt and no CompletedAt; a terminal one the
-// reverse). That the attempt number follows the delivery's AttemptCount is
+// response) nor 100 to 999, an unknown status, times that do not fit the
+// status (a pending result needs NextAttemptAt and no CompletedAt; a
+// terminal one the reverse), or a time outside years MinYear to MaxYear. That the attempt number follows the delivery's AttemptCount is
 // the Store's to check against what it holds.
 func CheckResult(r *Result) error {
 	if r == nil {
@@ -86,8 +131,12 @@ func CheckResult(r *Result) error {
 		problem = fmt.Sprintf("NextAttemptAt is set for a %s delivery; leave it zero", r.Status)
 	case r.Status.Terminal() && r.CompletedAt.IsZero():
 		problem = fmt.Sprintf("CompletedAt is zero for a %s delivery", r.Status)
+	case badTime(resultTimes, r.NextAttemptAt, r.UpdatedAt, r.CompletedAt, r.Attempt.CreatedAt) != "":
+		problem = badTime(resultTimes, r.NextAttemptAt, r.UpdatedAt, r.CompletedAt, r.Attempt.CreatedAt)
 	default:
 		return nil
 	}
 	return fmt.Errorf("store: record attempt on delivery %s: %s", r.DeliveryID, problem)
 }
+
+var resultTimes = []string{"NextAttemptAt", "UpdatedAt", "CompletedAt", "Attempt.CreatedAt"}

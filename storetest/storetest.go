@@ -214,6 +214,11 @@ var cases = []testCase{
 		run:  testCanceledContext,
 	},
 	{
+		name: "InsertAndRecordRefuseWhatNoStoreKeeps",
+		rule: "Insert refuses, inserting nothing, a CallbackURL that is empty, not UTF-8 or holds a NUL byte, and a time outside years store.MinYear to store.MaxYear; Record refuses such a time and changes nothing",
+		run:  testUnstorable,
+	},
+	{
 		name: "InsertLeasedIsLeasedToTheCaller",
 		rule: "a store.LeasedInserter's InsertLeased stores the delivery as Insert and a Claim would leave it: pending, leased with the caller's token until LeaseExpiresAt, NextAttemptAt equal to LeaseExpiresAt, not due before then, and recordable with the caller's token",
 		run:  leasedOnly(testInsertLeased),
@@ -1105,6 +1110,45 @@ func testRecordRejectsInconsistent(h *harness) {
 		h.unchanged(before, "a refused Record ("+what+") must change nothing")
 	}
 	h.record(c.LeaseToken, retryResult(c, at(time.Minute+time.Second), at(2*time.Minute)))
+}
+
+func testUnstorable(h *harness) {
+	late := time.Date(store.MaxYear+1, 1, 1, 0, 0, 0, 0, time.UTC)
+	bad := map[string]func(d *store.Delivery){
+		"an empty CallbackURL":            func(d *store.Delivery) { d.CallbackURL = "" },
+		"a CallbackURL that is not UTF-8": func(d *store.Delivery) { d.CallbackURL = "https://example.com/\xff" },
+		"a CallbackURL with a NUL byte":   func(d *store.Delivery) { d.CallbackURL = "https://example.com/\x00" },
+		"a NextAttemptAt after MaxYear":   func(d *store.Delivery) { d.NextAttemptAt = late },
+		"a CreatedAt after MaxYear":       func(d *store.Delivery) { d.CreatedAt = late },
+		"an UpdatedAt before MinYear (UTC)": func(d *store.Delivery) {
+			d.UpdatedAt = time.Date(store.MinYear-1, 12, 31, 23, 0, 0, 0, time.UTC)
+		},
+	}
+	for what, change := range bad {
+		d := NewDelivery(uuid.New(), at(0))
+		change(d)
+		err := h.s.Insert(h.ctx, d)
+		if assert.Error(h.t, err, "Insert of a delivery with %s must fail", what) {
+			assert.NotErrorIs(h.t, err, store.ErrConflict, "%s is invalid, not a conflict", what)
+		}
+		_, err = h.s.Get(h.ctx, d.ID)
+		assert.ErrorIs(h.t, err, store.ErrNotFound, "a refused Insert (%s) inserts nothing", what)
+	}
+
+	d := NewDelivery(uuid.New(), at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	before := h.get(d.ID)
+	for what, change := range map[string]func(r *store.Result){
+		"NextAttemptAt after MaxYear":     func(r *store.Result) { r.NextAttemptAt = late },
+		"Attempt.CreatedAt after MaxYear": func(r *store.Result) { r.Attempt.CreatedAt = late },
+	} {
+		r := retryResult(c, at(time.Second), at(time.Minute))
+		change(&r)
+		assert.Error(h.t, h.s.Record(h.ctx, c.LeaseToken, r), "Record with %s must fail", what)
+		h.unchanged(before, "a refused Record ("+what+") must change nothing")
+	}
+	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(time.Second)))
 }
 
 func testRelease(h *harness) {
