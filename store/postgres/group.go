@@ -20,6 +20,11 @@ import (
 const (
 	// maxGroup bounds the calls written in one group.
 	maxGroup = 128
+	// maxGroupBytes bounds the payloads and texts of one group (one
+	// statement's parameters): PostgreSQL refuses a message of 1 GiB or
+	// more by closing the connection, and large payloads are allowed. A
+	// call larger than this alone is written alone.
+	maxGroupBytes = 64 << 20
 	// groupFlushers is how many groups of one kind may be in flight at
 	// once. One makes the largest groups and so the fewest statements and
 	// commits, which measured best (more flushers only split the waiting
@@ -64,14 +69,15 @@ func (c *groupCall[T]) answer(err error) {
 // it later.
 type grouper[T any] struct {
 	write func(ctx context.Context, calls []*groupCall[T])
+	size  func(T) int // bytes of a call's payload and texts
 
 	mu      sync.Mutex
 	queue   []*groupCall[T]
 	running int
 }
 
-func newGrouper[T any](write func(ctx context.Context, calls []*groupCall[T])) *grouper[T] {
-	return &grouper[T]{write: write}
+func newGrouper[T any](write func(ctx context.Context, calls []*groupCall[T]), size func(T) int) *grouper[T] {
+	return &grouper[T]{write: write, size: size}
 }
 
 // do queues v and waits for its group to be written. If ctx ends while v is
@@ -133,9 +139,10 @@ func (g *grouper[T]) flush() {
 }
 
 // next takes the next group off the queue: up to maxGroup calls with
-// distinct keys, in arrival order; a call whose key is already in the group
-// waits for a later one. It returns nil, and counts the flusher out, when
-// the queue is empty.
+// distinct keys and, unless the first alone is larger, at most
+// maxGroupBytes in all, in arrival order; a call whose key is already in
+// the group, or that does not fit, waits for a later one. It returns nil,
+// and counts the flusher out, when the queue is empty.
 func (g *grouper[T]) next() []*groupCall[T] {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -149,14 +156,17 @@ func (g *grouper[T]) next() []*groupCall[T] {
 		keys = make(map[uuid.UUID]bool, min(len(g.queue), maxGroup))
 	}
 	rest := g.queue[:0]
+	bytes := 0
 	for _, c := range g.queue {
-		if len(group) == maxGroup || keys[c.key] {
+		size := g.size(c.v)
+		if len(group) == maxGroup || keys[c.key] || (len(group) > 0 && bytes+size > maxGroupBytes) {
 			rest = append(rest, c)
 			continue
 		}
 		if keys != nil {
 			keys[c.key] = true
 		}
+		bytes += size
 		c.taken = true
 		group = append(group, c)
 	}

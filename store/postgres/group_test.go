@@ -43,7 +43,7 @@ func TestGrouperAnswersEveryCallInBoundedGroups(t *testing.T) {
 		sizes = append(sizes, len(calls))
 		mu.Unlock()
 		time.Sleep(time.Millisecond) // a commit
-	})
+	}, func(int) int { return 1 })
 
 	const n = 1000
 	shared := uuid.New() // every tenth call uses one key
@@ -95,7 +95,7 @@ func TestGrouperContext(t *testing.T) {
 		for _, c := range calls {
 			written[c.v] = true
 		}
-	})
+	}, func(int) int { return 1 })
 
 	// Call 1 is being written (the writer is blocked); calls 2 and 3 wait
 	// in the queue.
@@ -131,4 +131,50 @@ func TestGrouperContext(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, map[int]bool{1: true, 2: true}, written, "the dropped call must not be written")
+}
+
+// A group holds at most maxGroupBytes, unless its first call alone is
+// larger: such a call is written alone, and nothing waits forever.
+func TestGrouperBoundsTheBytesOfAGroup(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var groups [][]int
+	g := newGrouper(func(ctx context.Context, calls []*groupCall[int]) {
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		var vs []int
+		for _, c := range calls {
+			vs = append(vs, c.v)
+		}
+		groups = append(groups, vs)
+	}, func(v int) int { return v })
+
+	// The first call holds the flusher while the others queue.
+	var wg sync.WaitGroup
+	wg.Go(func() { assert.NoError(t, g.do(context.Background(), uuid.New(), 1)) })
+	require.Eventually(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running == 1 && len(g.queue) == 0
+	}, 5*time.Second, time.Millisecond)
+	half := maxGroupBytes / 2
+	for _, v := range []int{half, half, 1, 2 * maxGroupBytes, 3} {
+		wg.Go(func() { assert.NoError(t, g.do(context.Background(), uuid.New(), v)) })
+		require.Eventually(t, func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			for _, c := range g.queue {
+				if c.v == v {
+					return true
+				}
+			}
+			return false
+		}, 5*time.Second, time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, [][]int{{1}, {half, half}, {1, 3}, {2 * maxGroupBytes}}, groups)
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -284,4 +286,53 @@ func newPoolNoPing(t testing.TB) *pgxpool.Pool {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// newProxy listens on a loopback port and, for each connection it accepts,
+// dials target and hands both ends to serve, which must copy between them;
+// it returns the listening address. Everything is closed when t ends.
+func newProxy(t *testing.T, target string, serve func(client, server net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			serve(c, s)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// viaProxy returns db's DSN with its host replaced by addr, and extra query
+// parameters set.
+func viaProxy(t *testing.T, db *testDB, addr string, params ...string) string {
+	t.Helper()
+	u, err := url.Parse(db.DSN)
+	require.NoError(t, err)
+	u.Host = addr
+	q := u.Query()
+	for i := 0; i+1 < len(params); i += 2 {
+		q.Set(params[i], params[i+1])
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// serverAddr is the host:port of db's server.
+func serverAddr(t *testing.T, db *testDB) string {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	return net.JoinHostPort(cfg.ConnConfig.Host, fmt.Sprint(cfg.ConnConfig.Port))
 }

@@ -83,8 +83,14 @@ func unleased(d *store.Delivery) *store.Delivery {
 //
 // The listeners of the schema are notified when tx commits; a rolled-back
 // delivery is never seen by anyone. A conflict (store.ErrConflict) does not
-// abort tx. Until tx ends, an Insert of the same batch elsewhere waits for it
-// (to learn whether it conflicts); other Inserts do not. tx must be a
+// abort tx, with one exception that PostgreSQL makes: at REPEATABLE READ or
+// SERIALIZABLE, a conflicting delivery committed after tx's snapshot was
+// taken is a serialization failure (SQLSTATE 40001), which aborts tx like
+// any other; retry the transaction, as for any such failure. Until tx ends,
+// an Insert of the same batch elsewhere waits for it (to learn whether it
+// conflicts), up to a minute, after which that Insert fails, inserting
+// nothing (with Options.DisableGroupCommit, as long as its context allows);
+// other Inserts do not wait. tx must be a
 // transaction on the Store's database; the Inserter is valid as long as tx
 // is, and like tx it must not be used concurrently.
 func (s *Store) Tx(tx pgx.Tx) store.Inserter {
@@ -125,7 +131,7 @@ func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) err
 
 // writeInserts is the group writer of Insert: one statement for the whole
 // group, then the reason of each call that inserted nothing. When the
-// statement fails on the server (so nothing was inserted), each call is
+// server refuses the statement (an ERROR, so nothing was inserted), each call is
 // written on its own, so that one bad delivery fails alone: concurrently,
 // each within its caller's context and answered when its own write ends,
 // while the flusher goes on with the next group. The statement waits at
@@ -177,7 +183,7 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 			return
 		}
 		for _, c := range calls {
-			c.err = fmt.Errorf("postgres: insert delivery %s: %w", c.v.ID, err)
+			c.err = errUnknownOutcome("insert delivery", c.v.ID, err)
 		}
 		return
 	}
@@ -189,11 +195,27 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 }
 
 // serverRefused reports whether err is the server's refusal of a statement,
-// which therefore changed nothing (as opposed to, say, a connection lost
-// while the outcome was unknown).
+// an ERROR, which therefore changed nothing; as opposed to, say, a
+// connection lost while the outcome was unknown. A FATAL error ends the
+// session and may come after the statement's transaction committed (a
+// backend terminated while it waited for a synchronous standby, say), so it
+// says nothing about the outcome.
 func serverRefused(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr)
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok {
+		return false
+	}
+	severity := pgErr.SeverityUnlocalized // from PostgreSQL 9.6
+	if severity == "" {
+		severity = pgErr.Severity
+	}
+	return severity == "ERROR"
+}
+
+// errUnknownOutcome wraps err, the failure of a group statement that the
+// server did not refuse, for each of its calls: the write may have applied.
+func errUnknownOutcome(verb string, id uuid.UUID, err error) error {
+	return fmt.Errorf("postgres: %s %s: the outcome is unknown (the write may have applied): %w", verb, id, err)
 }
 
 func insertArgs(d *store.Delivery, channel string) []any {
@@ -223,8 +245,10 @@ func (s *Store) insertConflict(ctx context.Context, q querier, d *store.Delivery
 	case d.IsAutomatic && automatic.Valid:
 		return fmt.Errorf("insert delivery %s: batch %s already has automatic delivery %s: %w", d.ID, d.BatchID, uuid.UUID(automatic.Bytes), store.ErrConflict)
 	default:
-		// The conflicting row is not visible to this transaction's
-		// snapshot (a REPEATABLE READ caller), or has changed since.
+		// The conflicting row has changed since the insert saw it. (At
+		// REPEATABLE READ or SERIALIZABLE, a conflicting row the
+		// transaction's snapshot cannot see makes the insert itself fail
+		// with a serialization failure; see Tx.)
 		return fmt.Errorf("insert delivery %s: batch %s has a conflicting delivery: %w", d.ID, d.BatchID, store.ErrConflict)
 	}
 }

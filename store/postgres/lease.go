@@ -131,8 +131,9 @@ func (s *Store) recordOne(ctx context.Context, leaseToken uuid.UUID, r *store.Re
 
 // writeRecords is the group writer of Record: one statement for the whole
 // group, each row fenced on its own, then the reason of each call that did
-// not apply. When the statement fails on the server (so nothing applied),
-// each call is written on its own, so that one bad result fails alone.
+// not apply. When the server refuses the statement (an ERROR, so nothing
+// applied), each call is written on its own, so that one bad result fails
+// alone; any other failure leaves the outcome unknown, and says so.
 func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]) {
 	if len(calls) == 1 {
 		calls[0].err = s.recordOne(ctx, calls[0].v.token, &calls[0].v.r)
@@ -193,7 +194,7 @@ func (s *Store) writeRecords(ctx context.Context, calls []*groupCall[recordCall]
 			return
 		}
 		for _, c := range calls {
-			c.err = fmt.Errorf("postgres: record attempt on delivery %s: %w", c.v.r.DeliveryID, err)
+			c.err = errUnknownOutcome("record attempt on delivery", c.v.r.DeliveryID, err)
 		}
 		return
 	}

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
 	"runtime"
@@ -274,30 +273,14 @@ type blackhole struct {
 }
 
 func newBlackhole(t *testing.T, target string) *blackhole {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	b := &blackhole{addr: ln.Addr().String(), frozen: map[net.Conn]bool{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			t.Cleanup(func() { c.Close(); s.Close() })
-			b.mu.Lock()
-			b.frozen[c] = false
-			b.mu.Unlock()
-			go b.pipe(c, s, c)
-			go b.pipe(c, c, s)
-		}
-	}()
+	b := &blackhole{frozen: map[net.Conn]bool{}}
+	b.addr = newProxy(t, target, func(c, s net.Conn) {
+		b.mu.Lock()
+		b.frozen[c] = false
+		b.mu.Unlock()
+		go b.pipe(c, s, c)
+		go b.pipe(c, c, s)
+	})
 	return b
 }
 
@@ -339,13 +322,8 @@ func (b *blackhole) freeze() {
 func TestNotifyListenerNoticesASilentlyDeadConnection(t *testing.T) {
 	postgres.SetListenTimes(t, 200*time.Millisecond, 300*time.Millisecond)
 	db := newTestDB(t)
-	cfg, err := pgxpool.ParseConfig(db.DSN)
-	require.NoError(t, err)
-	bh := newBlackhole(t, net.JoinHostPort(cfg.ConnConfig.Host, fmt.Sprint(cfg.ConnConfig.Port)))
-	u, err := url.Parse(db.DSN)
-	require.NoError(t, err)
-	u.Host = bh.addr
-	st := db.NewStore(t, newPool(t, u.String(), 0), nil)
+	bh := newBlackhole(t, serverAddr(t, db))
+	st := db.NewStore(t, newPool(t, viaProxy(t, db, bh.addr), 0), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ch := st.Notify(ctx)

@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -198,4 +200,35 @@ func TestInsertsHeldUpByAHostTransactionEndWithTheirCallers(t *testing.T) {
 	defer cancel()
 	_, err = st.Claim(c, time.Now(), 1, time.Minute)
 	require.NoError(t, err, "the Store's pool is free again")
+}
+
+// At REPEATABLE READ, a conflicting delivery committed after the host's
+// snapshot was taken is, as PostgreSQL has it, a serialization failure that
+// aborts the transaction (Tx says so), not an ErrConflict that leaves it
+// usable; at READ COMMITTED it is an ErrConflict.
+func TestOutboxConflictAtRepeatableReadIsASerializationFailure(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	for _, iso := range []pgx.TxIsoLevel{pgx.RepeatableRead, pgx.ReadCommitted} {
+		batch := uuid.New()
+		tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, "SELECT 1") // takes the snapshot
+		require.NoError(t, err)
+		require.NoError(t, db.Store.Insert(ctx, storetest.NewDelivery(batch, time.Now())), "another replica's delivery of the batch")
+
+		err = db.Store.Tx(tx).Insert(ctx, storetest.NewDelivery(batch, time.Now()))
+		_, probe := tx.Exec(ctx, "SELECT 1")
+		if iso == pgx.RepeatableRead {
+			pgErr, ok := errors.AsType[*pgconn.PgError](err)
+			if assert.True(t, ok, "want a PostgreSQL error, got %v", err) {
+				assert.Equal(t, "40001", pgErr.Code)
+			}
+			assert.Error(t, probe, "the transaction is aborted")
+		} else {
+			assert.ErrorIs(t, err, store.ErrConflict)
+			assert.NoError(t, probe, "a conflict leaves the transaction usable")
+		}
+		require.NoError(t, tx.Rollback(ctx))
+	}
 }

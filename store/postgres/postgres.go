@@ -105,8 +105,10 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	s.sql = newStatements(s.q)
 	s.replan = replanMode(pool.Config().ConnConfig)
 	if !opts.DisableGroupCommit {
-		s.inserts = newGrouper(s.writeInserts)
-		s.records = newGrouper(s.writeRecords)
+		s.inserts = newGrouper(s.writeInserts, func(d *store.Delivery) int { return len(d.Payload) + len(d.CallbackURL) })
+		s.records = newGrouper(s.writeRecords, func(c recordCall) int {
+			return len(c.r.Attempt.ResponseBody) + len(c.r.Attempt.ErrorMessage) + len(c.r.FailureDetail)
+		})
 	}
 	return s, nil
 }
