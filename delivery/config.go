@@ -25,6 +25,12 @@ const (
 	DefaultMaxPayloadBytes   = 256 << 10
 )
 
+// MaxLease is the longest Config.Lease, given or by default: a delivery
+// claimed by a process that died waits that long before another takes it,
+// and its lease must end within the years every Store keeps (see
+// store.MaxYear). AttemptTimeout must be shorter still.
+const MaxLease = 365 * 24 * time.Hour
+
 // DefaultResponseReadLimit was the default of Config.ResponseReadLimit
 // (64 KiB); set ResponseReadLimit to it to keep reading that far.
 //
@@ -108,7 +114,9 @@ type Config struct {
 	// overlap while a Claim is on its way, up to 4×Workers); up to
 	// 2×Workers more wait in hosts' queues (see MaxPerHost). With a Store
 	// other than the memory store, 2×Workers recorders write the outcomes,
-	// so up to 2×Workers more may be attempted and not yet recorded. All of
+	// so up to 2×Workers more may be attempted and not yet recorded (3×Workers
+	// attempts in all, counting a worker's own that waits for a recorder,
+	// which is among the claimed). All of
 	// these are leased to the Deliverer, 8×Workers at the very most; a
 	// crashed process leaves them leased until the lease expires.
 	Workers int
@@ -127,12 +135,14 @@ type Config struct {
 	MaxRetryAfter time.Duration
 
 	// AttemptTimeout bounds one attempt in real time: connecting, sending
-	// and reading the response. Default DefaultAttemptTimeout (15 s).
+	// and reading the response. It must be shorter than MaxLease. Default
+	// DefaultAttemptTimeout (15 s).
 	AttemptTimeout time.Duration
 
 	// Lease is how long a claimed delivery belongs to this Deliverer before
-	// another may take it; it must exceed AttemptTimeout. Default
-	// DefaultLease (1 minute), or 2×AttemptTimeout when that is longer.
+	// another may take it; it must exceed AttemptTimeout, and be at most
+	// MaxLease. Default DefaultLease (1 minute), or 2×AttemptTimeout when
+	// that is longer (at most MaxLease).
 	Lease time.Duration
 
 	// PollInterval is how often the Store is asked for due deliveries when
@@ -286,8 +296,14 @@ func (c Config) withDefaults() (Config, error) {
 			*f.v = f.def
 		}
 	}
+	if c.AttemptTimeout >= MaxLease {
+		return bad("AttemptTimeout", fmt.Sprintf("(%s) is not shorter than MaxLease (%s): an attempt must end within its lease", c.AttemptTimeout, MaxLease))
+	}
 	if c.Lease == -1 {
-		c.Lease = max(DefaultLease, 2*c.AttemptTimeout)
+		c.Lease = min(MaxLease, max(DefaultLease, 2*c.AttemptTimeout)) // 2×: less than 2 years
+	}
+	if c.Lease > MaxLease {
+		return bad("Lease", fmt.Sprintf("(%s) is longer than MaxLease (%s)", c.Lease, MaxLease))
 	}
 	if c.Lease <= c.AttemptTimeout {
 		return bad("Lease", fmt.Sprintf("(%s) must be longer than AttemptTimeout (%s), or another worker may take a delivery mid-attempt", c.Lease, c.AttemptTimeout))

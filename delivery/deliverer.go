@@ -288,20 +288,25 @@ func (h *timeHeap) Pop() any {
 	return x
 }
 
-// expectDue remembers that a delivery is due at t, so the dispatcher wakes
-// then rather than at its next poll.
+// expectDue remembers that a delivery, just written to the Store, is due at
+// t, so the dispatcher wakes then rather than at its next poll.
 func (d *Deliverer) expectDue(t time.Time) {
 	d.dueMu.Lock()
 	defer d.dueMu.Unlock()
-	if d.due.Len() >= maxDueHints {
-		return
-	}
+	// Due already: a Claim on its way may have looked before the write, and
+	// sleepFor would then drop the hint as seen; a poke makes the
+	// dispatcher look again.
+	dueNow := !t.After(d.cfg.Clock.Now())
 	// Also at a time equal to the earliest hint: the dispatcher may have
 	// claimed at that very time (a clock that did not move) and be about to
 	// drop the hint as seen.
 	earliest := d.due.Len() == 0 || !t.After(d.due[0])
-	heap.Push(&d.due, t)
-	if earliest {
+	if d.due.Len() < maxDueHints {
+		heap.Push(&d.due, t)
+	} else {
+		earliest = false // not remembered: waking now would not help
+	}
+	if earliest || dueNow {
 		d.poke() // the dispatcher may be asleep until a later time
 	}
 }
@@ -356,6 +361,9 @@ func New(cfg Config) (*Deliverer, error) {
 // rotation: build the new one from a KeyRing holding the new primary and the
 // old secret, so receivers can verify with either while they switch.
 func (d *Deliverer) SetSigner(s *signing.Signer) error {
+	if err := d.made(); err != nil {
+		return err
+	}
 	if s == nil || s.Keys().Len() == 0 {
 		return fmt.Errorf("delivery: SetSigner with a Signer not made by signing.NewSigner: %w", ErrInvalidConfig)
 	}
@@ -363,8 +371,13 @@ func (d *Deliverer) SetSigner(s *signing.Signer) error {
 	return nil
 }
 
-// Store returns the Store the Deliverer uses.
-func (d *Deliverer) Store() store.Store { return d.cfg.Store }
+// Store returns the Store the Deliverer uses (nil for a nil Deliverer).
+func (d *Deliverer) Store() store.Store {
+	if d == nil {
+		return nil
+	}
+	return d.cfg.Store
+}
 
 // Deliver validates the callback URL and the payload, freezes the payload into
 // its canonical bytes, stores a pending automatic delivery due now, and wakes
@@ -680,8 +693,10 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	// for a commit that may take longer than an attempt, and with as many
 	// recorders as workers the workers ended up waiting for a free
 	// recorder (measured: 2×Workers recorders deliver about 10% more on
-	// PostgreSQL, at 16 and at 64 workers). So at most 2×Workers attempts
-	// are made and not yet recorded. The memory store records in a moment:
+	// PostgreSQL, at 16 and at 64 workers). So at most 3×Workers attempts
+	// are made and not yet recorded: 2×Workers with the recorders and one
+	// per worker waiting for a free recorder (still counted as busy). The
+	// memory store records in a moment:
 	// its workers record themselves.
 	if _, inMemory := d.cfg.Store.(*store.Memory); !inMemory {
 		d.records = make(chan recordJob)
@@ -721,8 +736,12 @@ func (d *Deliverer) Start(ctx context.Context) error {
 // was still inserting, which that Deliver gives back itself when its insert
 // returns, after Stop has returned. An Observer hook that is running is
 // waited for even then (see Observer). Stop on a Deliverer never started, or
-// already stopped, returns nil.
+// already stopped, returns nil; on one not made by New (nil included), an
+// error matching ErrInvalidConfig.
 func (d *Deliverer) Stop(ctx context.Context) error {
+	if err := d.made(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	if d.state != 1 {
 		d.state = 2

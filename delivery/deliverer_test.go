@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
@@ -421,6 +422,8 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 		{"MaxAttempts", delivery.Config{Signer: signer, MaxAttempts: -2}},
 		{"AttemptTimeout", delivery.Config{Signer: signer, AttemptTimeout: -time.Second}},
 		{"Lease", delivery.Config{Signer: signer, AttemptTimeout: time.Minute, Lease: time.Minute}},
+		{"Lease", delivery.Config{Signer: signer, Lease: delivery.MaxLease + 1}},
+		{"AttemptTimeout", delivery.Config{Signer: signer, AttemptTimeout: delivery.MaxLease}},
 		{"Signer", delivery.Config{Signer: &signing.Signer{}}}, // not made by NewSigner
 		{"Workers", delivery.Config{Signer: signer, Workers: delivery.MaxWorkers + 1}},
 		{"RetryPolicy", delivery.Config{Signer: signer, RetryPolicy: func() backoff.BackOff { return nil }}},
@@ -441,6 +444,33 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 	}
 }
 
+// A URLError's message shows at most 100 bytes of the URL, cut at a
+// character boundary, so that it stays UTF-8.
+func TestURLErrorCutsAtACharacter(t *testing.T) {
+	raw := "ftp://" + strings.Repeat("a", 93) + "éé.example.com/" // é straddles byte 100
+	err := delivery.ValidateURL(raw, false)
+	require.ErrorIs(t, err, delivery.ErrInvalidURL)
+	assert.True(t, utf8.ValidString(err.Error()), "%q", err.Error())
+	assert.Contains(t, err.Error(), strings.Repeat("a", 93)+"…")
+}
+
+// The default Lease is twice a long AttemptTimeout, within MaxLease: the
+// doubling of a huge AttemptTimeout overflowed, and New refused a Lease the
+// caller never set.
+func TestDefaultLeaseFollowsALongAttemptTimeout(t *testing.T) {
+	signer := newSigner(t, newSecret(t))
+	for timeout, lease := range map[time.Duration]time.Duration{
+		10 * time.Second:          delivery.DefaultLease,
+		time.Hour:                 2 * time.Hour,
+		delivery.MaxLease * 3 / 4: delivery.MaxLease,
+	} {
+		_, err := delivery.New(delivery.Config{Signer: signer, AttemptTimeout: timeout})
+		assert.NoError(t, err, "AttemptTimeout %s, Lease left to its default (%s)", timeout, lease)
+	}
+	_, err := delivery.New(delivery.Config{Signer: signer, AttemptTimeout: time.Duration(1<<62) + time.Hour})
+	assert.ErrorContains(t, err, "Config.AttemptTimeout", "a huge AttemptTimeout is refused as such, not as a Lease")
+}
+
 // The zero Deliverer is not usable: its methods say so instead of
 // panicking. The zero ManualClock works, from the zero time.
 func TestZeroValues(t *testing.T) {
@@ -455,8 +485,12 @@ func TestZeroValues(t *testing.T) {
 	_, err = d.History(ctx, uuid.New())
 	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
 	assert.ErrorIs(t, d.Start(ctx), delivery.ErrInvalidConfig)
-	assert.NoError(t, d.Stop(ctx))
+	assert.ErrorIs(t, d.Stop(ctx), delivery.ErrInvalidConfig)
 	assert.ErrorIs(t, d.SetSigner(&signing.Signer{}), delivery.ErrInvalidConfig)
+	assert.ErrorIs(t, d.SetSigner(newSigner(t, newSecret(t))), delivery.ErrInvalidConfig, "even with a good Signer")
+	var nilD *delivery.Deliverer // as left by a failed New
+	assert.ErrorIs(t, nilD.Stop(ctx), delivery.ErrInvalidConfig)
+	assert.Nil(t, nilD.Store())
 
 	var c delivery.ManualClock
 	tm := c.NewTimer(time.Second)

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"errors"
+	"unicode/utf8"
 
 	"github.com/hookline/hookline/store"
 )
@@ -31,8 +32,8 @@ var ErrStopped = errors.New("deliverer stopped or already started")
 
 // URLError reports why a callback URL was refused. It matches ErrInvalidURL.
 type URLError struct {
-	// URL is the refused URL, cut to 100 characters, with any userinfo
-	// removed.
+	// URL is the refused URL with any userinfo removed (Error shows at
+	// most its first 100 bytes).
 	URL string
 	// Reason says what is wrong, for example "scheme must be http or https".
 	Reason string
@@ -46,9 +47,14 @@ func (e *URLError) Error() string {
 // Unwrap returns ErrInvalidURL.
 func (e *URLError) Unwrap() error { return ErrInvalidURL }
 
+// quote quotes s, cut to its first 100 bytes (at a character boundary).
 func quote(s string) string {
 	if len(s) > 100 {
-		s = s[:100] + "…"
+		i := 100
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i-- // not into a character
+		}
+		s = s[:i] + "…"
 	}
 	return "\"" + s + "\""
 }

@@ -751,3 +751,91 @@ func TestHostQueuesAreBoundedTogether(t *testing.T) {
 	t.Logf("leases held: %d", leased)
 	assert.LessOrEqual(t, leased, 4*workers, "leases held beyond 4×Workers")
 }
+
+// A retry that comes due at the very time the dispatcher is claiming (a
+// zero delay, or a release "due now") is recorded while an older retry hint,
+// already due, is still in the dispatcher's heap. expectDue did not poke
+// (the new hint is not the earliest), and sleepFor then dropped both hints
+// as "seen by the Claim just made", although the Claim had scanned the Store
+// before the retry was recorded: the delivery was due and nobody claimed it
+// until a further PollInterval passed on the Clock. A hint already due now
+// pokes the dispatcher.
+func TestRetryDueDuringAClaimIsClaimed(t *testing.T) {
+	var bAttempts atomic.Int32
+	var aFirst atomic.Bool
+	bIn, bGo := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/b") {
+			if bAttempts.Add(1) == 2 {
+				close(bIn)
+				<-bGo
+			}
+			w.WriteHeader(500)
+			return
+		}
+		if aFirst.CompareAndSwap(false, true) { // A fails once, then succeeds
+			w.WriteHeader(500)
+		}
+	}))
+	defer srv.Close()
+	clock := delivery.NewManualClock(t0)
+	st := &slowClaimReturn{Memory: store.NewMemory(), claimed: make(chan struct{}), gate: make(chan struct{})}
+	var bID atomic.Value
+	bID.Store(uuid.Nil)
+	bRecorded2 := make(chan struct{})
+	var once sync.Once
+	d, err := delivery.New(delivery.Config{
+		Signer: newSigner(t, newSecret(t)), Store: st, Clock: clock, Workers: 4,
+		RetryPolicy: func() backoff.BackOff {
+			return &delivery.Schedule{Delays: []time.Duration{5 * time.Second, 0, 0, 0, 0, 0, 0}}
+		},
+		AllowPrivateNetworks: true,
+		Observer: delivery.Observer{Attempt: func(rec *store.Delivery, a store.Attempt) {
+			if rec.ID == bID.Load().(uuid.UUID) && a.AttemptNumber == 2 {
+				once.Do(func() { close(bRecorded2) })
+			}
+		}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	defer d.Stop(context.Background())
+
+	get := func(id uuid.UUID) *store.Delivery {
+		rec, err := st.Get(context.Background(), id)
+		require.NoError(t, err)
+		return rec
+	}
+	waitAttempts := func(id uuid.UUID, n int) {
+		require.Eventually(t, func() bool { return get(id).AttemptCount >= n }, 10*time.Second, time.Millisecond)
+	}
+
+	// B: first attempt fails, retry hint at t0+5s.
+	b, err := d.Deliver(context.Background(), srv.URL+"/b", callback(uuid.New()))
+	require.NoError(t, err)
+	bID.Store(b.ID)
+	waitAttempts(b.ID, 1)
+	// B's second attempt starts at t0+5s and hangs in the receiver.
+	clock.Advance(5 * time.Second)
+	<-bIn
+	// A: first attempt fails at t0+5s, retry hint at t0+10s.
+	a, err := d.Deliver(context.Background(), srv.URL+"/a", callback(uuid.New()))
+	require.NoError(t, err)
+	waitAttempts(a.ID, 1)
+	settle()
+
+	// At t0+11s the dispatcher wakes and claims A; its Claim is slow to return.
+	st.hold.Store(true)
+	clock.Advance(6 * time.Second)
+	<-st.claimed
+	// Meanwhile B's attempt 2 fails; its retry (delay 0) is due at t0+11s,
+	// the Clock's time, and is recorded after the Claim's scan.
+	close(bGo)
+	<-bRecorded2
+	close(st.gate)
+
+	// A's retry is claimed and succeeds; B is due (NextAttemptAt == now)...
+	waitAttempts(a.ID, 2)
+	// ...and must be attempted without the Clock moving on.
+	require.Eventually(t, func() bool { return get(b.ID).AttemptCount >= 3 }, 3*time.Second, 5*time.Millisecond,
+		"B, due at %s (the Clock reads %s), was never claimed: its retry hint was dropped", get(b.ID).NextAttemptAt, clock.Now())
+}
