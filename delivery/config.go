@@ -141,8 +141,12 @@ type Config struct {
 
 	// Lease is how long a claimed delivery belongs to this Deliverer before
 	// another may take it; it must exceed AttemptTimeout, and be at most
-	// MaxLease. Default DefaultLease (1 minute), or 2×AttemptTimeout when
-	// that is longer (at most MaxLease).
+	// MaxLease. Leave room: a claimed delivery that waits for a worker (or
+	// in its host's queue) until less than AttemptTimeout of its lease is
+	// left is given back, due at once, and claimed again, so a Lease barely
+	// longer than AttemptTimeout keeps deliveries going round. Default
+	// DefaultLease (1 minute), or 2×AttemptTimeout when that is longer (at
+	// most MaxLease).
 	Lease time.Duration
 
 	// PollInterval is how often the Store is asked for due deliveries when
