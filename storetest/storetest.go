@@ -219,6 +219,76 @@ var cases = []testCase{
 		run:  testUnstorable,
 	},
 	{
+		name: "LatestAndHistoryMatchGet",
+		rule: "Latest and History return each delivery as Get does: with its attempts oldest first and, while it is claimed, its current lease",
+		run:  testReadsAgree,
+	},
+	{
+		name: "LatestIsNewestByCreatedAt",
+		rule: "Latest returns the delivery with the newest CreatedAt, not the last inserted one, and is always History[0], also when CreatedAt ties",
+		run:  testLatestByCreatedAt,
+	},
+	{
+		name: "OlderPendingDeliveryStillConflicts",
+		rule: "a pending delivery blocks Insert whatever its CreatedAt: one created before the batch's newest delivery still makes Insert return ErrConflict",
+		run:  testOlderPendingConflicts,
+	},
+	{
+		name: "ClaimComparesAndOrdersToTheMicrosecond",
+		rule: "Claim compares NextAttemptAt with now to the microsecond, also for a now that is not a whole millisecond, and orders deliveries due microseconds apart earliest first whatever their ids",
+		run:  testClaimMicroseconds,
+	},
+	{
+		name: "FarTimesCompareCorrectly",
+		rule: "times far from now, beyond what int64 nanoseconds hold (years 1678 to 2262), compare correctly: deliveries due in years 1000 and 1600 are due now (earliest first), ones due in 2300, 5000 or 9999 are not, and each is due from its own NextAttemptAt",
+		run:  testFarTimes,
+	},
+	{
+		name: "TimesAreInstantsInAnyLocation",
+		rule: "times are instants: a delivery inserted, recorded and released with times in another location reads back as the same instants and is due at the same instant whatever location now is in",
+		run:  testLocations,
+	},
+	{
+		name: "EveryTimeKeepsItsMicroseconds",
+		rule: "CreatedAt, the next of Release and the LeaseExpiresAt of InsertLeased keep their microseconds, and a delivery is due from exactly those times",
+		run:  testTimesKeepMicroseconds,
+	},
+	{
+		name: "InsertLeasedRefusesWhatInsertRefuses",
+		rule: "InsertLeased refuses, inserting nothing, what Insert refuses: a canceled context, an invalid delivery, a duplicate ID, and a second automatic delivery after the first ended",
+		run:  leasedOnly(testInsertLeasedRefusesAll),
+	},
+	{
+		name: "InsertIgnoresLeaseFields",
+		rule: "Insert stores no lease even when the Delivery carries one: it is due at NextAttemptAt and its LeaseToken records nothing (InsertLeased is the leased insert)",
+		run:  testInsertIgnoresLease,
+	},
+	{
+		name: "ClaimWithBadLimitOrLeaseLeasesNothing",
+		rule: "limit must be at least 1 and lease positive: Claim with a limit or lease below that returns an error or nothing, and leases nothing",
+		run:  testClaimBadArgs,
+	},
+	{
+		name: "HistoryOfUnknownBatchIsAnEmptySlice",
+		rule: "History of a batch without deliveries is an empty slice, not nil (hosts encode it as [] not null)",
+		run:  testHistoryEmptyNotNil,
+	},
+	{
+		name: "RecordIsFencedAgainstAConcurrentClaim",
+		rule: "Record checks the token and writes in one atomic step: racing a Claim that replaces an expired lease, exactly one of the stale Record and the Claim wins for each delivery",
+		run:  testRecordRacesClaim,
+	},
+	{
+		name: "AttemptsKeepTheOrderTheyWereRecorded",
+		rule: "attempts are oldest first in the order Record added them, not in the order of their ids",
+		run:  testAttemptsRecordOrder,
+	},
+	{
+		name: "InsertRefusesANonPendingDelivery",
+		rule: "Insert refuses, inserting nothing, a delivery whose Status is not pending or whose AttemptCount is not zero",
+		run:  testInsertRefusesNonPending,
+	},
+	{
 		name: "InsertLeasedIsLeasedToTheCaller",
 		rule: "a store.LeasedInserter's InsertLeased stores the delivery as Insert and a Claim would leave it: pending, leased with the caller's token until LeaseExpiresAt, NextAttemptAt equal to LeaseExpiresAt, not due before then, and recordable with the caller's token",
 		run:  leasedOnly(testInsertLeased),
@@ -634,7 +704,7 @@ func testReturnedCopies(h *harness) {
 	h.insert(d)
 	c := h.claimOne(d.ID, at(0))
 	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
-	want := h.get(d.ID)
+	want := h.get(d.ID).Clone() // a Get that shared the store's memory would share it with want too
 
 	mutate := func(x *store.Delivery) {
 		x.Payload[0] = 'X'
