@@ -8,8 +8,12 @@
 //	HOOKLINE_DATABASE_URL=postgres://... go run ./examples/postgres
 //
 // It creates (or migrates) hookline's tables in the schema named by -schema
-// (default "hookline") and a table of its own, hookline_example_batches, in
-// the same schema.
+// (default "hookline_example", not the "hookline" that services use by
+// default) and a table of its own, hookline_example_batches, in the same
+// schema. Its Deliverer is a replica like any other: on a schema that holds
+// other deliveries it sends those that are due too, signed with its own
+// throwaway secret and with the destination guard off, so give it a schema
+// of its own.
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("postgres", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dsn := fs.String("dsn", os.Getenv("HOOKLINE_DATABASE_URL"), "PostgreSQL connection string (default $HOOKLINE_DATABASE_URL)")
-	schema := fs.String("schema", postgres.DefaultSchema, "schema for hookline's tables")
+	schema := fs.String("schema", "hookline_example", "schema for hookline's tables (one of the example's own)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the delivery to end")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -111,13 +116,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// The Deliverer on the Postgres store. Every replica of a service runs
 	// one like it; they share the work through the database.
-	done := make(chan *store.Delivery, 1)
+	// Done runs for every delivery this Deliverer ends, which on a shared
+	// schema includes other replicas' deliveries: note each and never block.
+	var mu sync.Mutex
+	ended := map[uuid.UUID]bool{}
+	endedOne := make(chan struct{}, 1)
 	d, err := delivery.New(delivery.Config{
 		Signer:               signer,
 		Store:                pg,
 		AllowPrivateNetworks: true, // the receiver is on 127.0.0.1; never in production
 		Observer: delivery.Observer{
-			Done: func(rec *store.Delivery) { done <- rec },
+			Done: func(rec *store.Delivery) {
+				mu.Lock()
+				ended[rec.ID] = true
+				mu.Unlock()
+				select {
+				case endedOne <- struct{}{}:
+				default:
+				}
+			},
 		},
 	})
 	if err != nil {
@@ -126,7 +143,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := d.Start(ctx); err != nil {
 		return fail("%v", err)
 	}
-	defer d.Stop(context.Background())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.Stop(ctx)
+	}()
 
 	// The outbox: the batch's new state and its callback commit together,
 	// or neither does.
@@ -155,10 +176,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Printf("batch %s marked succeeded and its callback enqueued in one transaction", batchID)
 
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fail("delivery %s did not end within %s", rec.ID, *timeout)
+	for {
+		mu.Lock()
+		ours := ended[rec.ID]
+		mu.Unlock()
+		if ours {
+			break
+		}
+		select {
+		case <-endedOne:
+		case <-ctx.Done():
+			return fail("delivery %s did not end within %s", rec.ID, *timeout)
+		}
 	}
 	final, err := d.Get(ctx, rec.ID)
 	if err != nil {
