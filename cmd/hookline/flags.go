@@ -189,11 +189,15 @@ func (f *dbFlags) resolve() error {
 	return f.checkSchema()
 }
 
-// checkSchema refuses an empty --schema, which the Store would read as the
-// default while messages named the empty one; an error is a usage error.
+// checkSchema refuses a --schema that no Store accepts, before connecting,
+// and an empty one, which the Store would read as the default while
+// messages named the empty one; an error is a usage error.
 func (f *dbFlags) checkSchema() error {
 	if f.schema == "" {
 		return fmt.Errorf("--schema is empty; leave it out for the default (%s)", postgres.DefaultSchema)
+	}
+	if err := postgres.CheckSchema(f.schema); err != nil {
+		return fmt.Errorf("--schema: %w", err)
 	}
 	return nil
 }

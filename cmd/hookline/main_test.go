@@ -155,6 +155,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"migrate", "--dsn", "postgres://x", "--schema", ""}, "--schema is empty"},
 		{[]string{"history", uuid.NewString(), "--dsn", "postgres://x", "--schema", ""}, "--schema is empty"},
 		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--dsn", "postgres://x", "--schema", ""}, "--schema is empty"},
+		{[]string{"migrate", "--dsn", "postgres://nobody@127.0.0.1:1/none", "--schema", "bad-name"}, `--schema: schema "bad-name" is not a plain identifier`},
+		{[]string{"history", uuid.NewString(), "--dsn", "postgres://x", "--schema", "1st"}, "is not a plain identifier"},
 		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--duration-ms", "9223372036854775807"}, "duration_ms 9223372036854775807 is out of range"},
 		{[]string{"migrate", "--dsn", "postgres://x", "--schema", "bad-name", "extra"}, `unexpected argument "extra"`},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
@@ -246,6 +248,16 @@ func TestSend(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &rec))
 		assert.Contains(t, rec.PayloadBytes, `"duration_ms":60000,"created_at":"2026-05-01T10:00:00+00:00","completed_at":"2026-05-01T10:01:00+00:00"`)
+	})
+
+	t.Run("a file with a misspelt field, or not one object, sends nothing", func(t *testing.T) {
+		for _, body := range []string{`{"evnt":"batch.failed","status":"failed"}`, `null`, `{"status":"failed"} {}`} {
+			file := filepath.Join(t.TempDir(), "cb.json")
+			require.NoError(t, os.WriteFile(file, []byte(body), 0o600))
+			r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--file", file)
+			assert.Equal(t, 2, r.code, "file %s: stderr: %s", body, r.stderr)
+			assert.Contains(t, r.stderr, "not a JSON object of callback fields", "file %s", body)
+		}
 	})
 
 	t.Run("a 500 receiver: exit 1 and a failed record", func(t *testing.T) {

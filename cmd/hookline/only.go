@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -10,29 +11,102 @@ import (
 )
 
 // onlyStore is a Store through which a Deliverer sends one delivery and no
-// other: deliveries of a shared queue that Claim hands it besides that one
-// are released at once, due again for the host's own workers. Without it,
-// send --dsn and redeliver --wait would be one more worker of the whole
-// queue, sending other customers' callbacks with the secret and destination
-// guard setting given on the command line.
+// other: the one inserted through it. Without it, send --dsn and redeliver
+// --wait would be one more worker of a shared queue, sending other
+// customers' callbacks with the secret and destination guard setting given
+// on the command line.
+//
+// Started before its one Deliver or Redeliver, the Deliverer hands that
+// delivery straight to its own worker through InsertLeased (see
+// newOnlyStore), so the first attempt is this process's: a running host
+// neither hears of it (no notification) nor can claim it before the lease
+// expires. Claim asks the Store only once that delivery is due (a retry),
+// and releases, due at once, the deliveries of other batches that the Store
+// hands it besides; a retry is sent by whichever Deliverer claims it first.
 type onlyStore struct {
 	store.Store
-	id uuid.UUID
+	mu  sync.Mutex
+	id  uuid.UUID // the delivery inserted through it; nil until then
+	due time.Time // when that delivery is next due here; zero when it is not
+}
+
+// newOnlyStore wraps st, keeping its optional LeasedInserter.
+func newOnlyStore(st store.Store) store.Store {
+	s := &onlyStore{Store: st}
+	if li, ok := st.(store.LeasedInserter); ok {
+		return onlyLeased{s, li}
+	}
+	return s
+}
+
+// adopt makes id the delivery this store sends, unless another already is.
+func (s *onlyStore) adopt(id uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id == uuid.Nil {
+		s.id = id
+	}
+}
+
+// dueAt notes when delivery id, if it is this store's, is next due (zero:
+// never again).
+func (s *onlyStore) dueAt(id uuid.UUID, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == s.id {
+		s.due = t
+	}
+}
+
+func (s *onlyStore) Insert(ctx context.Context, d *store.Delivery) error {
+	if d == nil {
+		return s.Store.Insert(ctx, d)
+	}
+	s.adopt(d.ID)
+	err := s.Store.Insert(ctx, d)
+	if err == nil {
+		s.dueAt(d.ID, d.NextAttemptAt)
+	}
+	return err
 }
 
 func (s *onlyStore) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	s.mu.Lock()
+	id, due := s.id, s.due
+	s.mu.Unlock()
+	if due.IsZero() || due.After(now) {
+		return nil, ctx.Err() // nothing of its own is due: leave the queue alone
+	}
 	got, err := s.Store.Claim(ctx, now, limit, lease)
 	var mine []*store.Delivery
 	for _, d := range got {
-		if d.ID == s.id {
+		if d.ID == id {
+			s.dueAt(id, d.NextAttemptAt) // the lease's end
 			mine = append(mine, d)
 			continue
 		}
-		// Due again at once; a failed release only means the lease
-		// expires first, as when a worker dies.
+		// Due again at once (Claim moved its due time to the lease's
+		// end); a failed release only means the lease expires first, as
+		// when a worker dies.
 		s.Store.Release(context.WithoutCancel(ctx), d.ID, d.LeaseToken, now)
 	}
 	return mine, err
+}
+
+func (s *onlyStore) Record(ctx context.Context, leaseToken uuid.UUID, r store.Result) error {
+	err := s.Store.Record(ctx, leaseToken, r)
+	if err == nil {
+		s.dueAt(r.DeliveryID, r.NextAttemptAt) // zero once terminal
+	}
+	return err
+}
+
+func (s *onlyStore) Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error {
+	err := s.Store.Release(ctx, id, leaseToken, next)
+	if err == nil {
+		s.dueAt(id, next)
+	}
+	return err
 }
 
 // Notify passes the Store's notifications on, when it has any.
@@ -41,4 +115,22 @@ func (s *onlyStore) Notify(ctx context.Context) <-chan struct{} {
 		return n.Notify(ctx)
 	}
 	return nil
+}
+
+// onlyLeased is an onlyStore over a store.LeasedInserter.
+type onlyLeased struct {
+	*onlyStore
+	li store.LeasedInserter
+}
+
+func (s onlyLeased) InsertLeased(ctx context.Context, d *store.Delivery) error {
+	if d == nil {
+		return s.li.InsertLeased(ctx, d)
+	}
+	s.adopt(d.ID)
+	err := s.li.InsertLeased(ctx, d)
+	if err == nil {
+		s.dueAt(d.ID, d.LeaseExpiresAt)
+	}
+	return err
 }

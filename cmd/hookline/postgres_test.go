@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookline/hookline/delivery"
 	"github.com/hookline/hookline/internal/testenv"
 	"github.com/hookline/hookline/signing"
 	"github.com/hookline/hookline/store"
@@ -189,4 +190,83 @@ func TestSendAgainToAStore(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "hookline redeliver "+batch)
 	assert.Equal(t, int32(1), verified.Load())
+}
+
+// migratedSchema is freshSchema, migrated, with a Store on it.
+func migratedSchema(t *testing.T) (dsn, schema string, pg *postgres.Store) {
+	t.Helper()
+	dsn, schema = freshSchema(t)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	pg, err = postgres.New(pool, postgres.Options{Schema: schema})
+	require.NoError(t, err)
+	require.NoError(t, pg.Migrate(context.Background()))
+	return dsn, schema, pg
+}
+
+// send --dsn makes the first attempt itself, with its own secret, although
+// a host's Deliverer works the same schema: it inserted the delivery for
+// anyone (a notification woke the host, which sent it with its own secret:
+// a 401 at the receiver).
+func TestSendWithARunningHost(t *testing.T) {
+	t.Parallel()
+	dsn, schema, pg := migratedSchema(t)
+	secret := signing.GenerateSecret()
+	srv, verified := verifyingReceiver(t, secret)
+
+	hostSecret, err := signing.NewSecret(uuid.New(), signing.GenerateSecret())
+	require.NoError(t, err)
+	ring, err := signing.NewKeyRing(hostSecret)
+	require.NoError(t, err)
+	signer, err := signing.NewSigner(signing.SignerConfig{Keys: ring})
+	require.NoError(t, err)
+	host, err := delivery.New(delivery.Config{Signer: signer, Store: pg, AllowPrivateNetworks: true, MaxAttempts: 1})
+	require.NoError(t, err)
+	require.NoError(t, host.Start(context.Background()))
+	defer host.Stop(context.Background())
+
+	for range 3 {
+		r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema)
+		assert.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	}
+	assert.Equal(t, int32(3), verified.Load())
+}
+
+// Behind a backlog of other batches' due deliveries (the host is down), send
+// --dsn sends its own at once and leaves the others as they were: it claimed
+// them 2×Workers at a time, released them and waited a PollInterval, and
+// moved every one's due time to "now".
+func TestSendBehindABacklog(t *testing.T) {
+	t.Parallel()
+	dsn, schema, pg := migratedSchema(t)
+	secret := signing.GenerateSecret()
+	srv, verified := verifyingReceiver(t, secret)
+	var otherCalls atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherCalls.Add(1) }))
+	defer other.Close()
+
+	ctx := context.Background()
+	due := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	ids := make([]uuid.UUID, 100)
+	for i := range ids {
+		d := &store.Delivery{ID: uuid.Must(uuid.NewV7()), BatchID: uuid.New(), CallbackURL: other.URL, Payload: []byte(`{}`),
+			IsAutomatic: true, Status: store.StatusPending, MaxAttempts: 8,
+			NextAttemptAt: due.Add(time.Duration(i) * time.Millisecond), CreatedAt: due, UpdatedAt: due}
+		require.NoError(t, pg.Insert(ctx, d))
+		ids[i] = d.ID
+	}
+
+	start := time.Now()
+	r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema)
+	took := time.Since(start)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Equal(t, int32(1), verified.Load())
+	assert.Equal(t, int32(0), otherCalls.Load())
+	assert.Less(t, took, 8*time.Second, "100 due deliveries of other batches held it up")
+	for i, id := range ids {
+		got, err := pg.Get(ctx, id)
+		require.NoError(t, err)
+		assert.True(t, got.NextAttemptAt.Equal(due.Add(time.Duration(i)*time.Millisecond)), "delivery %d of the backlog was moved to %s", i, got.NextAttemptAt)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,8 +45,11 @@ private network is refused (reason blocked_destination) unless
 
 The delivery is kept in memory unless --dsn names a Postgres store, where
 'hookline history' and 'hookline redeliver' find it; the schema must have
-been migrated. send sends only its own delivery: any other delivery of the
-queue it happens to claim is released at once for the host's workers.
+been migrated. send sends only its own delivery, and makes its first
+attempt itself (the delivery is stored leased to it, so a running host
+does not take it); a retry goes to whichever Deliverer claims it first.
+Any other delivery of the queue it happens to claim while its own is due
+is released at once for the host's workers.
 
 Flags:
   --url URL            the receiver (required)
@@ -99,6 +103,24 @@ type fileCallback struct {
 	DurationMS  *int64          `json:"duration_ms"`
 	CreatedAt   *string         `json:"created_at"`
 	CompletedAt *string         `json:"completed_at"`
+}
+
+// decodeFile reads raw, which must be one JSON object whose fields are
+// fileCallback's: a misspelt field ("evnt") would otherwise send the
+// default silently.
+func decodeFile(raw []byte, fc *fileCallback) error {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return errors.New("want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(fc); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more than one JSON value")
+	}
+	return nil
 }
 
 func runSend(c *cli, args []string) int {
@@ -165,7 +187,7 @@ func runSend(c *cli, args []string) int {
 		if err != nil {
 			return c.failure(cmd, "read --file: %v", err)
 		}
-		if err := json.Unmarshal(raw, &fc); err != nil {
+		if err := decodeFile(raw, &fc); err != nil {
 			return c.usageError(cmd, "--file %s: not a JSON object of callback fields: %v", *file, err)
 		}
 		if fc.Event != nil && !set["event"] {
@@ -241,11 +263,10 @@ func runSend(c *cli, args []string) int {
 		}
 		st = pg
 	}
-	only := &onlyStore{Store: st}
 	w := &waiter{cli: c, cmd: cmd}
 	d, err := delivery.New(delivery.Config{
 		Signer:               signer,
-		Store:                only,
+		Store:                newOnlyStore(st),
 		MaxAttempts:          *attempts,
 		RetryPolicy:          delivery.ExponentialRetryPolicy(time.Second, 30*time.Second),
 		AttemptTimeout:       *timeout,
@@ -257,6 +278,12 @@ func runSend(c *cli, args []string) int {
 	if err != nil {
 		return c.usageError(cmd, "%v", err)
 	}
+	// Started first, so that the delivery goes straight to this process's
+	// worker (see onlyStore).
+	if code, ok := w.start(ctx, d); !ok {
+		return code
+	}
+	defer w.stop(d, *timeout)
 	rec, err := d.Deliver(ctx, *url, cb)
 	if errors.Is(err, delivery.ErrInvalidURL) {
 		return c.usageError(cmd, "--url: %v", err)
@@ -273,8 +300,7 @@ func runSend(c *cli, args []string) int {
 		return c.printOutcome(cmd, rec, *asJSON)
 	}
 	fmt.Fprintf(c.stderr, "delivering batch %s to %s (delivery %s)\n", rec.BatchID, *url, rec.ID)
-	only.id = rec.ID // before Start: the Deliverer sends this one only
-	final, code := w.run(ctx, d, rec.ID, *timeout)
+	final, code := w.wait(ctx, d, rec.ID)
 	if final == nil {
 		return code
 	}
@@ -327,18 +353,26 @@ func (w *waiter) observer() delivery.Observer {
 	}
 }
 
-// run starts d and waits until delivery id is terminal (sent by d, or by
-// another worker of a shared store), then stops d. It returns the final
-// record, or nil and an exit status when interrupted or the store fails.
-func (w *waiter) run(ctx context.Context, d *delivery.Deliverer, id uuid.UUID, attemptTimeout time.Duration) (*store.Delivery, int) {
+// start starts d; when it cannot, it reports why and returns the exit
+// status and false.
+func (w *waiter) start(ctx context.Context, d *delivery.Deliverer) (int, bool) {
 	if err := d.Start(ctx); err != nil {
-		return nil, w.cli.failure(w.cmd, "%v", err)
+		return w.cli.failure(w.cmd, "%v", err), false
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), attemptTimeout+5*time.Second)
-		defer cancel()
-		d.Stop(sctx)
-	}()
+	return 0, true
+}
+
+// stop stops d, giving an attempt in flight its time.
+func (w *waiter) stop(d *delivery.Deliverer, attemptTimeout time.Duration) {
+	sctx, cancel := context.WithTimeout(context.Background(), attemptTimeout+5*time.Second)
+	defer cancel()
+	d.Stop(sctx)
+}
+
+// wait waits until delivery id is terminal (sent by d, or by another worker
+// of a shared store). It returns the final record, or nil and an exit status
+// when interrupted or the store fails.
+func (w *waiter) wait(ctx context.Context, d *delivery.Deliverer, id uuid.UUID) (*store.Delivery, int) {
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for {

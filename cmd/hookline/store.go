@@ -48,10 +48,12 @@ once when it listens for notifications, else at its next poll.
 
 With --wait, hookline also runs a Deliverer itself, signing with --secret,
 until the new delivery has succeeded or failed, and then prints the final
-record; it exits 1 when the delivery failed. It sends that delivery only:
-any other delivery of the queue it happens to claim is released at once for
-the host's workers. If a host worker claims the new delivery first, --wait
-simply waits for the host's result.
+record; it exits 1 when the delivery failed. It sends that delivery only,
+and makes its first attempt itself (the delivery is stored leased to it,
+so a running host does not take it); a retry goes to whichever Deliverer
+claims it first, and --wait then waits for the host's result. Any other
+delivery of the queue it happens to claim while its own is due is released
+at once for the host's workers.
 
 Flags:
 ` + dbFlagsUsage + `  --wait               run a Deliverer until the new delivery ends
@@ -198,11 +200,10 @@ func runRedeliver(c *cli, args []string) int {
 	if err := checkMigrated(ctx, st); err != nil {
 		return c.failure(cmd, "%v", err)
 	}
-	only := &onlyStore{Store: st}
 	w := &waiter{cli: c, cmd: cmd}
 	d, err := delivery.New(delivery.Config{
 		Signer:               signer,
-		Store:                only,
+		Store:                newOnlyStore(st),
 		MaxAttempts:          *attempts,
 		AttemptTimeout:       *timeout,
 		AllowPrivateNetworks: *allowPrivate,
@@ -212,6 +213,15 @@ func runRedeliver(c *cli, args []string) int {
 	})
 	if err != nil {
 		return c.usageError(cmd, "%v", err)
+	}
+	if *wait {
+		// Started first, so that the delivery goes straight to this
+		// process's worker (see onlyStore). Without --wait nothing is
+		// started: the delivery is inserted for the host's Deliverers.
+		if code, ok := w.start(ctx, d); !ok {
+			return code
+		}
+		defer w.stop(d, *timeout)
 	}
 	rec, err := d.Redeliver(ctx, batchID)
 	switch {
@@ -223,7 +233,7 @@ func runRedeliver(c *cli, args []string) int {
 		return c.failure(cmd, "%v", err)
 	}
 	if !*wait {
-		fmt.Fprintf(c.stderr, "enqueued delivery %s of batch %s; the host's Deliverer sends it (or run with --wait)\n", rec.ID, batchID)
+		fmt.Fprintf(c.stderr, "enqueued delivery %s of batch %s; the host's Deliverer sends it (to send a redelivery from here instead, run redeliver with --wait in place of, not after, this)\n", rec.ID, batchID)
 		if *asJSON {
 			if err := writeJSON(c.stdout, rec); err != nil {
 				return c.failure(cmd, "%v", err)
@@ -234,8 +244,7 @@ func runRedeliver(c *cli, args []string) int {
 		return 0
 	}
 	fmt.Fprintf(c.stderr, "enqueued delivery %s of batch %s; delivering to %s\n", rec.ID, batchID, redactedURL(rec.CallbackURL))
-	only.id = rec.ID // before Start: the Deliverer sends this one only
-	final, code := w.run(ctx, d, rec.ID, *timeout)
+	final, code := w.wait(ctx, d, rec.ID)
 	if final == nil {
 		return code
 	}

@@ -114,7 +114,10 @@ func main() {
 	if len(secrets) == 0 {
 		log.Fatal("set HOOKLINE_SECRETS to the signing secret(s), comma-separated")
 	}
-	v, err := signing.NewVerifier(signing.VerifierConfig{Secrets: secrets})
+	// Both schemes, so that a sender set to either (hookline send --scheme
+	// hex, say) is accepted; the hex scheme is what the fallback to the
+	// batch below is for.
+	v, err := signing.NewVerifier(signing.VerifierConfig{Secrets: secrets, Schemes: signing.SchemeStandard | signing.SchemeHex})
 	if err != nil {
 		log.Fatal(err)
 	}

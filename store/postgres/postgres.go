@@ -78,6 +78,17 @@ type Store struct {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// CheckSchema returns an error, saying why, when schema cannot name the
+// schema of a Store (see Options.Schema): it must be a letter or underscore,
+// then letters, digits or underscores, at most 63 bytes. The empty name,
+// which New reads as DefaultSchema, is refused here.
+func CheckSchema(schema string) error {
+	if schema == "" || len(schema) > 63 || !identRE.MatchString(schema) {
+		return fmt.Errorf("schema %q is not a plain identifier: use a letter or underscore, then letters, digits or underscores, at most 63 bytes", schema)
+	}
+	return nil
+}
+
 // New returns a Store that keeps its tables in opts.Schema of the database
 // that pool connects to. It checks the options but does not touch the
 // database: call Migrate before first use. An invalid schema name is an
@@ -89,8 +100,8 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if opts.Schema == "" {
 		opts.Schema = DefaultSchema
 	}
-	if len(opts.Schema) > 63 || !identRE.MatchString(opts.Schema) {
-		return nil, fmt.Errorf("postgres: Options.Schema %q is not a plain identifier: use a letter or underscore, then letters, digits or underscores, at most 63 bytes", opts.Schema)
+	if err := CheckSchema(opts.Schema); err != nil {
+		return nil, fmt.Errorf("postgres: Options.Schema: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
