@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,9 +81,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else if secretText == "" {
 		return usage("-secret is required with -url: your receiver must know it")
 	}
-	secret, err := signing.NewSecret(uuid.New(), secretText)
+	secretID := uuid.New()
+	secret, err := signing.NewSecret(secretID, secretText)
 	if err != nil {
-		return usage("-secret: %v", err)
+		// The error names the secret by its id, which means nothing here.
+		return usage("-secret: %s", strings.TrimPrefix(err.Error(), "new secret "+secretID.String()+": "))
 	}
 	ring, err := signing.NewKeyRing(secret)
 	if err != nil {
