@@ -21,17 +21,12 @@ import (
 
 func testReadsAgree(h *harness) {
 	batch := uuid.New()
-	d1 := NewDelivery(batch, at(0))
-	h.insert(d1)
-	c := h.claimOne(d1.ID, at(0))
-	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
-	c = h.claimOne(d1.ID, at(time.Minute))
-	h.record(c.LeaseToken, terminalResult(c, store.StatusFailed, at(time.Minute)))
+	d1 := h.failedTwice(batch)
 
 	d2 := NewDelivery(batch, at(time.Hour))
 	d2.IsAutomatic = false
 	h.insert(d2)
-	c = h.claimOne(d2.ID, at(time.Hour))
+	c := h.claimOne(d2.ID, at(time.Hour))
 	h.record(c.LeaseToken, retryResult(c, at(time.Hour+time.Second), at(2*time.Hour)))
 	h.claimOne(d2.ID, at(2*time.Hour)) // d2: one attempt, leased now
 
@@ -366,18 +361,9 @@ func testAttemptsRecordOrder(h *harness) {
 }
 
 func testInsertRefusesNonPending(h *harness) {
-	for what, change := range map[string]func(d *store.Delivery){
+	h.refusesInserts(map[string]func(d *store.Delivery){
 		"Status succeeded": func(d *store.Delivery) { d.Status = store.StatusSucceeded },
 		"Status failed":    func(d *store.Delivery) { d.Status = store.StatusFailed },
 		"AttemptCount 2":   func(d *store.Delivery) { d.AttemptCount = 2 },
-	} {
-		d := NewDelivery(uuid.New(), at(0))
-		change(d)
-		err := h.s.Insert(h.ctx, d)
-		if assert.Error(h.t, err, "Insert of a delivery with %s must fail", what) {
-			assert.NotErrorIs(h.t, err, store.ErrConflict, "%s is invalid, not a conflict", what)
-		}
-		_, err = h.s.Get(h.ctx, d.ID)
-		assert.ErrorIs(h.t, err, store.ErrNotFound, "a refused Insert (%s) inserts nothing", what)
-	}
+	})
 }

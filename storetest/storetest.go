@@ -1182,6 +1182,22 @@ func testRecordRejectsInconsistent(h *harness) {
 	h.record(c.LeaseToken, retryResult(c, at(time.Minute+time.Second), at(2*time.Minute)))
 }
 
+// refusesInserts checks that Insert refuses a new delivery changed by each
+// of bad, with an error that is not ErrConflict, inserting nothing.
+func (h *harness) refusesInserts(bad map[string]func(d *store.Delivery)) {
+	h.t.Helper()
+	for what, change := range bad {
+		d := NewDelivery(uuid.New(), at(0))
+		change(d)
+		err := h.s.Insert(h.ctx, d)
+		if assert.Error(h.t, err, "Insert of a delivery with %s must fail", what) {
+			assert.NotErrorIs(h.t, err, store.ErrConflict, "%s is invalid, not a conflict", what)
+		}
+		_, err = h.s.Get(h.ctx, d.ID)
+		assert.ErrorIs(h.t, err, store.ErrNotFound, "a refused Insert (%s) inserts nothing", what)
+	}
+}
+
 func testUnstorable(h *harness) {
 	late := time.Date(store.MaxYear+1, 1, 1, 0, 0, 0, 0, time.UTC)
 	bad := map[string]func(d *store.Delivery){
@@ -1194,16 +1210,7 @@ func testUnstorable(h *harness) {
 			d.UpdatedAt = time.Date(store.MinYear-1, 12, 31, 23, 0, 0, 0, time.UTC)
 		},
 	}
-	for what, change := range bad {
-		d := NewDelivery(uuid.New(), at(0))
-		change(d)
-		err := h.s.Insert(h.ctx, d)
-		if assert.Error(h.t, err, "Insert of a delivery with %s must fail", what) {
-			assert.NotErrorIs(h.t, err, store.ErrConflict, "%s is invalid, not a conflict", what)
-		}
-		_, err = h.s.Get(h.ctx, d.ID)
-		assert.ErrorIs(h.t, err, store.ErrNotFound, "a refused Insert (%s) inserts nothing", what)
-	}
+	h.refusesInserts(bad)
 
 	d := NewDelivery(uuid.New(), at(0))
 	h.insert(d)
@@ -1275,14 +1282,21 @@ func testReleaseStale(h *harness) {
 	h.unchanged(before, "a Release with an ended lease must change nothing")
 }
 
+// failedTwice inserts an automatic delivery of batch, created at 0, and
+// records two attempts that fail it, at 0 and at one minute.
+func (h *harness) failedTwice(batch uuid.UUID) *store.Delivery {
+	d := NewDelivery(batch, at(0))
+	h.insert(d)
+	c := h.claimOne(d.ID, at(0))
+	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
+	c = h.claimOne(d.ID, at(time.Minute))
+	h.record(c.LeaseToken, terminalResult(c, store.StatusFailed, at(time.Minute)))
+	return d
+}
+
 func testHistoryOrder(h *harness) {
 	batch := uuid.New()
-	d1 := NewDelivery(batch, at(0))
-	h.insert(d1)
-	c := h.claimOne(d1.ID, at(0))
-	h.record(c.LeaseToken, retryResult(c, at(time.Second), at(time.Minute)))
-	c = h.claimOne(d1.ID, at(time.Minute))
-	h.record(c.LeaseToken, terminalResult(c, store.StatusFailed, at(time.Minute)))
+	d1 := h.failedTwice(batch)
 
 	d2 := NewDelivery(batch, at(time.Hour))
 	d2.IsAutomatic = false
