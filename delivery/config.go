@@ -109,7 +109,8 @@ type Config struct {
 	// Workers is how many attempts run at once. Default DefaultWorkers.
 	//
 	// A Deliverer claims ahead: up to 2×Workers deliveries in attempts or
-	// waiting for a worker, claimed in batches of Workers/2, within which
+	// waiting for a worker, claimed once at least Workers/2 are free (as
+	// many as are free at a time), within which
 	// Deliver hands new deliveries straight to the workers (the two may
 	// overlap while a Claim is on its way, up to 4×Workers); up to
 	// 2×Workers more wait in hosts' queues (see MaxPerHost). With a Store
@@ -192,8 +193,9 @@ type Config struct {
 	// may read it.
 	AllowURLUserinfo bool
 
-	// Logger receives failures (store errors, failed attempts at Info,
-	// deliveries that end failed at Warn). Default: discard.
+	// Logger receives what happens: store errors at Error, lost leases and
+	// deliveries that end failed at Warn, failed attempts at Info,
+	// successes at Debug. Default: discard.
 	Logger *slog.Logger
 
 	// Observer is told of every attempt and every delivery that ends.

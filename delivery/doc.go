@@ -57,7 +57,7 @@
 // the process, store/postgres in PostgreSQL, where any number of Deliverers in
 // any number of processes share the work. Workers claim due deliveries under
 // a lease (Deliver inserts a delivery already leased when the workers have room)
-// and record each attempt only while their lease holds, so a delivery is
+// and record each attempt only under their current lease token, so a delivery is
 // never attempted by two workers at once, and a crash repeats at most the
 // attempts that were in flight or not yet recorded.
 package delivery

@@ -19,12 +19,14 @@ var ErrPayloadTooLarge = errors.New("payload too large")
 // the error text names the field.
 var ErrInvalidConfig = errors.New("invalid delivery config")
 
-// ErrNotFound is store.ErrNotFound: Redeliver, Get or History found no
-// delivery. Re-exported so callers need not import store.
+// ErrNotFound is store.ErrNotFound: Redeliver or Get found no delivery
+// (History returns an empty slice instead). Re-exported so callers need not
+// import store.
 var ErrNotFound = store.ErrNotFound
 
 // ErrConflict is store.ErrConflict: the batch already has a delivery in
-// flight, or Deliver was called again for a batch with different bytes.
+// flight, or Deliver was called again for a batch with a different URL or
+// different bytes.
 var ErrConflict = store.ErrConflict
 
 // ErrStopped: Start was called on a Deliverer that has been stopped, or twice.

@@ -57,6 +57,7 @@ func (e *BlockedError) Unwrap() error { return ErrBlockedDestination }
 
 // BlockedRange is one range of addresses the destination guard refuses.
 type BlockedRange struct {
+	// Prefix is the range.
 	Prefix netip.Prefix
 	// Name says what the range is, with the RFC that defines it.
 	Name string

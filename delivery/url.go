@@ -7,11 +7,11 @@ import (
 	"unicode/utf8"
 )
 
-// MaxURLLength is the longest callback URL Deliver accepts.
+// MaxURLLength is the longest callback URL Deliver accepts, in bytes.
 const MaxURLLength = 2048
 
 // ValidateURL checks a callback URL the way Deliver does: at most
-// MaxURLLength characters, absolute http or https, a host, no userinfo
+// MaxURLLength bytes, absolute http or https, a host, no userinfo
 // (unless allowUserinfo), valid UTF-8 with no whitespace or control
 // characters, and no host that ends in a number without being a canonical
 // IP address ("2130706433", "0177.0.0.1", "127.1"), since resolvers disagree
@@ -24,7 +24,7 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 		return bad("empty")
 	}
 	if len(raw) > MaxURLLength {
-		return bad("longer than " + strconv.Itoa(MaxURLLength) + " characters")
+		return bad("longer than " + strconv.Itoa(MaxURLLength) + " bytes")
 	}
 	for i := 0; i < len(raw); i++ {
 		if c := raw[i]; c <= ' ' || c == 0x7f {

@@ -60,10 +60,10 @@ type Delivery struct {
 	AttemptCount    int           // attempts made
 	MaxAttempts     int           // attempts allowed before the delivery fails
 	NextAttemptAt   time.Time     // when a worker may next claim it; zero once terminal
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	CompletedAt     time.Time // zero until terminal
-	Attempts        []Attempt // oldest first; filled by Get, Latest and History, nil from Claim
+	CreatedAt       time.Time     // when it was stored
+	UpdatedAt       time.Time     // when it last changed
+	CompletedAt     time.Time     // zero until terminal
+	Attempts        []Attempt     // oldest first; filled by Get, Latest and History, nil from Claim
 
 	// LeaseToken and LeaseExpiresAt are set while a worker holds the
 	// delivery (see Store.Claim); they are not part of the JSON record.
@@ -73,8 +73,8 @@ type Delivery struct {
 
 // Attempt is one HTTP request of a delivery and what came of it.
 type Attempt struct {
-	ID             uuid.UUID
-	DeliveryID     uuid.UUID
+	ID             uuid.UUID     // the attempt's own id (UUIDv7)
+	DeliveryID     uuid.UUID     // the delivery it belongs to
 	AttemptNumber  int           // from 1
 	StatusCode     int           // HTTP status; 0 when no well-formed response arrived (null in JSON)
 	ResponseBody   string        // the response body's prefix, truncated to the configured cap

@@ -92,6 +92,7 @@ type Result struct {
 // delivery commits or rolls back with the host's own writes; see
 // delivery.Deliverer.DeliverTx.
 type Inserter interface {
+	// Insert adds a new pending delivery, as Store.Insert does.
 	Insert(ctx context.Context, d *Delivery) error
 }
 

@@ -28,10 +28,11 @@
 //
 // A local receiver for testing an integration: it verifies every request
 // with signing.Verifier against all the secrets given (Standard Webhooks or
-// hex, whichever the request carries), prints the request (headers,
-// verification result with the secret that matched, or the reason it
-// failed, and the body), and answers 204 when the signature checks out and
-// a bare 401 when it does not. --json prints one JSON object per request. The
+// hex, whichever the request carries, when every secret is a whsec_ one;
+// hex only otherwise), prints the request (headers, verification result
+// with the secret that matched, or the reason it failed, and the body), and
+// answers 204 when the signature checks out and a bare 401 when it does not
+// (405 for a method other than POST, 413 for too large a body). --json prints one JSON object per request. The
 // first line on stderr gives the address it listens on. SIGINT or SIGTERM
 // stops it cleanly.
 //

@@ -66,7 +66,8 @@ Flags:
   --metadata JSON      metadata object or null (default {"source":"hookline send"})
   --duration-ms N      batch duration in milliseconds (default 1234)
   --file FILE          read the payload fields from a JSON file ("-": stdin)
-  --attempts N         attempts to make, 1 s, 2 s, 4 s, ... apart (default 1)
+  --attempts N         attempts to make, about 1 s, 2 s, 4 s, ... apart
+                       (±20%, at most 30 s) (default 1)
   --timeout D          timeout of each attempt (default 10s)
   --allow-private      let the callback reach loopback and private addresses
                        (turns the destination guard off; never in production)

@@ -81,7 +81,7 @@ Running it again is harmless. Services that call postgres.Store.Migrate on
 start do not need it.
 
 Flags:
-` + dbFlagsUsage + `  --json               print {"schema": ..., "version": N}
+` + dbFlagsUsage + `  --json               print {"schema": ..., "previous_version": N, "version": N}
   -h, --help           print this help
 `,
 }

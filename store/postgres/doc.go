@@ -52,7 +52,8 @@
 // lease expiry, out of the due range, so later claims do not step over leased
 // rows. Record and Release apply only while their lease token is still the
 // delivery's (fencing): a worker that stalled past its lease gets
-// store.ErrLeaseLost and changes nothing. When a process dies, its leases
+// store.ErrLeaseLost and changes nothing once another Claim has taken the
+// delivery over (an expired lease still records until then). When a process dies, its leases
 // expire and other processes take the deliveries over; the only callbacks
 // sent twice are those it had in flight or had attempted and not yet
 // recorded.
