@@ -320,6 +320,7 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 
 	now := d.cfg.Clock.Now()
 	res.UpdatedAt = now
+	detail = storableText(detail) // it may quote a header (Location) or an error
 	if reason == "" {
 		res.Status = store.StatusSucceeded
 		res.CompletedAt = now
@@ -415,7 +416,7 @@ func responseText(b []byte, limit int) string {
 	if utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 {
 		return string(b)
 	}
-	s := strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "\uFFFD")
+	s := storableText(string(b))
 	if len(s) > limit {
 		i := limit
 		for !utf8.RuneStart(s[i]) {
@@ -424,6 +425,16 @@ func responseText(b []byte, limit int) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// storableText is s with bytes that are not UTF-8, and NUL bytes, replaced
+// by U+FFFD: text every store keeps as it is, and the JSON record shows as
+// stored.
+func storableText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // tlsHandshakeError reports a TLS failure that crypto/tls gives no type to:

@@ -5,10 +5,12 @@ import (
 	"time"
 )
 
-// Clock is where a Deliverer reads the time and waits. Every time-dependent
-// decision (schedule, leases, record timestamps, signature timestamps) goes
-// through it; only the per-attempt HTTP timeout and the measured response
-// time are real time, since they bound and measure real I/O.
+// Clock is where a Deliverer reads the time and waits. Every decision of
+// when to attempt (schedule, leases, record timestamps, signature
+// timestamps) goes through it. Real time bounds and measures real I/O only:
+// the per-attempt HTTP timeout, the measured response time, the pauses
+// between retries of a failing Store call, and the measure of a busy host's
+// back-off (see ManualClock).
 //
 // SystemClock is the default; ManualClock lets tests and users drive time.
 type Clock interface {

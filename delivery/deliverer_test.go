@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -769,4 +770,25 @@ func TestDeliverTxRefusesANilInserter(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	_, err := h.d.DeliverTx(context.Background(), nil, h.srv.URL, callback(uuid.New()))
 	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+}
+
+// A redirect's Location header may hold bytes that are not UTF-8 (net/http
+// accepts them); the failure detail quoting it is stored as UTF-8, as a
+// response body is, so that every store keeps the same text and the record
+// reads back as stored.
+func TestRedirectDetailIsUTF8(t *testing.T) {
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Location"] = []string{"/next\xff\xfe"}
+		w.WriteHeader(http.StatusFound)
+	}, nil)
+	rec := h.deliver(h.srv.URL + "/hook")
+	got := h.waitAttempts(rec.ID, 1)
+	require.Equal(t, store.ReasonRedirect, got.FailureReason)
+	assert.True(t, utf8.ValidString(got.FailureDetail), "failure_detail %q is not UTF-8", got.FailureDetail)
+	assert.True(t, utf8.ValidString(got.Attempts[0].ErrorMessage), "error_message %q is not UTF-8", got.Attempts[0].ErrorMessage)
+	b, err := json.Marshal(got)
+	require.NoError(t, err)
+	var back store.Delivery
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, got.FailureDetail, back.FailureDetail, "the record does not round-trip the stored failure_detail")
 }

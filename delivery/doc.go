@@ -48,8 +48,8 @@
 //
 // Every decision that depends on time reads the Config's Clock. A
 // ManualClock lets a test run a day of retry schedule in milliseconds:
-// Advance or Set moves it and fires the retries that came due. Only the
-// per-attempt timeout and the measured response time are real time.
+// Advance or Set moves it and fires the retries that came due. Real time
+// bounds and measures real I/O only (see Clock).
 //
 // # Stores and many processes
 //
