@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -20,9 +21,10 @@ import (
 // delivery straight to its own worker through InsertLeased (see
 // newOnlyStore), so the first attempt is this process's: a running host
 // neither hears of it (no notification) nor can claim it before the lease
-// expires. Claim asks the Store only once that delivery is due (a retry),
-// and releases, due at once, the deliveries of other batches that the Store
-// hands it besides; a retry is sent by whichever Deliverer claims it first.
+// expires. Claim asks the Store only once that delivery is due (a retry)
+// and still due in the Store, and releases, due at once, the deliveries of
+// other batches that the Store hands it besides; a retry is sent by
+// whichever Deliverer claims it first.
 type onlyStore struct {
 	store.Store
 	mu  sync.Mutex
@@ -76,6 +78,22 @@ func (s *onlyStore) Claim(ctx context.Context, now time.Time, limit int, lease t
 	s.mu.Unlock()
 	if due.IsZero() || due.After(now) {
 		return nil, ctx.Err() // nothing of its own is due: leave the queue alone
+	}
+	// Due here; still due in the store? Another Deliverer may have claimed
+	// it (then it is due at that lease's end) or ended it.
+	cur, err := s.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.dueAt(id, time.Time{})
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case cur.Status.Terminal():
+		s.dueAt(id, time.Time{})
+		return nil, nil
+	case cur.NextAttemptAt.After(now):
+		s.dueAt(id, cur.NextAttemptAt)
+		return nil, nil
 	}
 	got, err := s.Store.Claim(ctx, now, limit, lease)
 	var mine []*store.Delivery
