@@ -71,7 +71,8 @@
 //
 // Wrap the webhook handler in a Verifier's Middleware. It reads the body
 // under a size cap (1 MiB by default; larger is 413), verifies it (any
-// failure is a bare 401), and hands the exact bytes on:
+// verification failure is a bare 401; see Verifier.Middleware for the
+// rest), and hands the exact bytes on:
 //
 //	secret, err := signing.NewSecret(uuid.Nil, os.Getenv("WEBHOOK_SECRET"))
 //	if err != nil { ... }

@@ -75,7 +75,7 @@ var (
 
 	// ErrInvalidMessage means Signer.Sign was given something it will not
 	// sign: a nil header map, a message id that is empty, longer than
-	// MaxMessageIDLen or not printable ASCII without spaces, or a zero or
+	// MaxMessageIDLen or not printable ASCII without spaces and dots, or a zero or
 	// pre-1970 timestamp.
 	ErrInvalidMessage = errors.New("signing: invalid message")
 )

@@ -238,7 +238,8 @@ func truncate(s string, n int) string {
 // checked only when SchemeStandard is on; msgID should stay the same on
 // every retry of one message. Sign fails with ErrInvalidMessage for a nil h,
 // a msgID that is empty, longer than MaxMessageIDLen or holds bytes other
-// than printable ASCII without space, or a zero or pre-1970 ts; it then
+// than printable ASCII without space and dot (the specification forbids
+// dots: see checkMessageID), or a zero or pre-1970 ts; it then
 // leaves h unchanged. It is safe for concurrent use with distinct h.
 func (s *Signer) Sign(h http.Header, msgID string, requestID uuid.UUID, ts time.Time, body []byte) error {
 	if s == nil || s.keys.Len() == 0 {
@@ -325,6 +326,13 @@ func checkMessageID(id string) error {
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c <= ' ' || c >= 0x7f {
 			return fmt.Errorf("message id byte %d is not printable ASCII without space: %w", i, ErrInvalidMessage)
+		}
+		if id[i] == '.' {
+			// The signed content is id.timestamp.body: an id "a.<digits>"
+			// would let the same signature verify as id "a" at timestamp
+			// <digits> (any time chosen) over a body prefixed with the real
+			// timestamp. The Standard Webhooks specification forbids it.
+			return fmt.Errorf("message id byte %d is a dot, which would let the signed content be split differently: %w", i, ErrInvalidMessage)
 		}
 	}
 	return nil

@@ -420,3 +420,19 @@ func TestSchemeString(t *testing.T) {
 	assert.Equal(t, "none", signing.Scheme(0).String())
 	assert.Equal(t, "Scheme(32)", signing.Scheme(32).String())
 }
+
+// The Standard Webhooks spec: "It's important that both the message id and
+// the timestamp not be user controlled, or at the very least not be allowed
+// to include any `.` to prevent certain attacks." Sign accepted a '.', so the
+// signed content "<id>.<ts>.<body>" could be re-split into another id,
+// another (arbitrary, later) timestamp and another body, and the receiver
+// accepted the re-split message long after the replay window of the
+// original closed. Sign refuses such an id now.
+func TestSignRefusesADotInTheMessageID(t *testing.T) {
+	sec := mustSecret(t, idA, swSecret)
+	signer := mustSigner(t, signing.SignerConfig{Keys: mustRing(t, sec)})
+	h := http.Header{}
+	err := signer.Sign(h, "msg.1", requestID, time.Unix(swTimestamp, 0), []byte(swBody))
+	require.ErrorIs(t, err, signing.ErrInvalidMessage, "the spec forbids '.' in a message id")
+	require.Empty(t, h, "a refused Sign leaves h unchanged")
+}

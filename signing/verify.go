@@ -227,11 +227,11 @@ func (v *Verifier) VerifyStandard(h http.Header, body []byte) (Verified, error) 
 	now := v.now()
 	if age := now.Sub(sent); age > v.tolerance {
 		return Verified{}, fmt.Errorf("%s: timestamp %d is %s older than now, tolerance %s: %w",
-			op, ts, age.Truncate(time.Second), v.tolerance, ErrTimestampTooOld)
+			op, ts, age, v.tolerance, ErrTimestampTooOld)
 	}
 	if ahead := sent.Sub(now); ahead > v.tolerance {
 		return Verified{}, fmt.Errorf("%s: timestamp %d is %s ahead of now, tolerance %s: %w",
-			op, ts, ahead.Truncate(time.Second), v.tolerance, ErrTimestampTooNew)
+			op, ts, ahead, v.tolerance, ErrTimestampTooNew)
 	}
 
 	if len(macs) > 0 {
