@@ -32,21 +32,35 @@ type onlyStore struct {
 	due time.Time // when that delivery is next due here; zero when it is not
 }
 
-// newOnlyStore wraps st, keeping its optional LeasedInserter.
-func newOnlyStore(st store.Store) store.Store {
+// newOnlyStore wraps st, keeping its optional LeasedInserter: the Store to
+// give the Deliverer, and the onlyStore to follow the delivery.
+func newOnlyStore(st store.Store) (store.Store, *onlyStore) {
 	s := &onlyStore{Store: st}
 	if li, ok := st.(store.LeasedInserter); ok {
-		return onlyLeased{s, li}
+		return onlyLeased{s, li}, s
 	}
-	return s
+	return s, s
 }
 
-// adopt makes id the delivery this store sends, unless another already is.
-func (s *onlyStore) adopt(id uuid.UUID) {
+// adopt makes id, just inserted and due at due, the delivery this store
+// sends, unless another already is.
+func (s *onlyStore) adopt(id uuid.UUID, due time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.id == uuid.Nil {
-		s.id = id
+		s.id, s.due = id, due
+	}
+}
+
+// follow makes rec, which Deliver or Redeliver returned, the delivery this
+// store sends. It is the one inserted, or, when Deliver found the batch's
+// delivery of the same bytes still pending (an earlier send interrupted
+// between attempts, say), that one, which nothing inserted here.
+func (s *onlyStore) follow(rec *store.Delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec.ID != s.id {
+		s.id, s.due = rec.ID, rec.NextAttemptAt
 	}
 }
 
@@ -61,13 +75,9 @@ func (s *onlyStore) dueAt(id uuid.UUID, t time.Time) {
 }
 
 func (s *onlyStore) Insert(ctx context.Context, d *store.Delivery) error {
-	if d == nil {
-		return s.Store.Insert(ctx, d)
-	}
-	s.adopt(d.ID)
 	err := s.Store.Insert(ctx, d)
 	if err == nil {
-		s.dueAt(d.ID, d.NextAttemptAt)
+		s.adopt(d.ID, d.NextAttemptAt)
 	}
 	return err
 }
@@ -142,13 +152,10 @@ type onlyLeased struct {
 }
 
 func (s onlyLeased) InsertLeased(ctx context.Context, d *store.Delivery) error {
-	if d == nil {
-		return s.li.InsertLeased(ctx, d)
-	}
-	s.adopt(d.ID)
+	// Adopted once inserted, before the Deliverer hands it to a worker.
 	err := s.li.InsertLeased(ctx, d)
 	if err == nil {
-		s.dueAt(d.ID, d.LeaseExpiresAt)
+		s.adopt(d.ID, d.LeaseExpiresAt)
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,9 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,4 +272,50 @@ func TestSendBehindABacklog(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, got.NextAttemptAt.Equal(due.Add(time.Duration(i)*time.Millisecond)), "delivery %d of the backlog was moved to %s", i, got.NextAttemptAt)
 	}
+}
+
+// A send --dsn interrupted between attempts leaves its delivery pending;
+// the same send again (same bytes) gets that delivery back from Deliver and
+// must send it. It hung instead: it followed the delivery whose insert had
+// conflicted, so it never claimed the pending one.
+func TestSendAgainWhileItsDeliveryIsPending(t *testing.T) {
+	t.Parallel()
+	dsn, schema, _ := migratedSchema(t)
+	secret := signing.GenerateSecret()
+	var fail atomic.Bool
+	fail.Store(true)
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if fail.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "cb.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"batch_id":"`+uuid.NewString()+`","created_at":"2026-05-01T10:00:00+00:00","completed_at":"2026-05-01T10:01:00+00:00"}`), 0o600))
+	args := []string{"send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema, "--file", file, "--attempts", "5"}
+
+	// One failed attempt, then interrupted while the retry waits.
+	first := exec.Command(bin, args...)
+	first.Env = cleanEnv()
+	require.NoError(t, first.Start())
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // recorded
+	require.NoError(t, first.Process.Signal(syscall.SIGINT))
+	_ = first.Wait()
+
+	fail.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	again := exec.CommandContext(ctx, bin, args...)
+	again.Env = cleanEnv()
+	var stderr bytes.Buffer
+	again.Stderr = &stderr
+	err := again.Run()
+	require.NoError(t, ctx.Err(), "the second send hung; stderr: %s", stderr.String())
+	assert.NoError(t, err, "stderr: %s", stderr.String())
+	assert.GreaterOrEqual(t, calls.Load(), int32(2), "the pending delivery was sent again")
 }

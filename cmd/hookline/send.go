@@ -265,9 +265,10 @@ func runSend(c *cli, args []string) int {
 		st = pg
 	}
 	w := &waiter{cli: c, cmd: cmd}
+	wrapped, only := newOnlyStore(st)
 	d, err := delivery.New(delivery.Config{
 		Signer:               signer,
-		Store:                newOnlyStore(st),
+		Store:                wrapped,
 		MaxAttempts:          *attempts,
 		RetryPolicy:          delivery.ExponentialRetryPolicy(time.Second, 30*time.Second),
 		AttemptTimeout:       *timeout,
@@ -301,6 +302,7 @@ func runSend(c *cli, args []string) int {
 		return c.printOutcome(cmd, rec, *asJSON)
 	}
 	fmt.Fprintf(c.stderr, "delivering batch %s to %s (delivery %s)\n", rec.BatchID, *url, rec.ID)
+	only.follow(rec)
 	final, code := w.wait(ctx, d, rec.ID)
 	if final == nil {
 		return code

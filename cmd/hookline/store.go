@@ -201,9 +201,10 @@ func runRedeliver(c *cli, args []string) int {
 		return c.failure(cmd, "%v", err)
 	}
 	w := &waiter{cli: c, cmd: cmd}
+	wrapped, only := newOnlyStore(st)
 	d, err := delivery.New(delivery.Config{
 		Signer:               signer,
-		Store:                newOnlyStore(st),
+		Store:                wrapped,
 		MaxAttempts:          *attempts,
 		AttemptTimeout:       *timeout,
 		AllowPrivateNetworks: *allowPrivate,
@@ -244,6 +245,7 @@ func runRedeliver(c *cli, args []string) int {
 		return 0
 	}
 	fmt.Fprintf(c.stderr, "enqueued delivery %s of batch %s; delivering to %s\n", rec.ID, batchID, redactedURL(rec.CallbackURL))
+	only.follow(rec)
 	final, code := w.wait(ctx, d, rec.ID)
 	if final == nil {
 		return code
