@@ -20,9 +20,13 @@ type Store interface {
 	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
 	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and
 	// UpdatedAt are set by the caller; Status must be StatusPending and
-	// AttemptCount zero). It returns ErrConflict, inserting nothing, when
-	// the batch already has a pending delivery, or when d.IsAutomatic and
-	// the batch already has an automatic delivery in any state.
+	// AttemptCount zero). It stores no lease, whatever d's lease fields say
+	// (LeasedInserter is the leased insert), and refuses, inserting nothing,
+	// what CheckNew refuses (a CallbackURL that is not UTF-8, times outside
+	// years MinYear to MaxYear, ...). It returns ErrConflict, inserting
+	// nothing, when the batch already has a pending delivery, or when
+	// d.IsAutomatic and the batch already has an automatic delivery in any
+	// state.
 	Insert(ctx context.Context, d *Delivery) error
 
 	// Claim leases up to limit pending deliveries whose NextAttemptAt is at
@@ -38,7 +42,8 @@ type Store interface {
 	// Record stores one attempt and the delivery's new state in one step,
 	// only while leaseToken is still the delivery's current lease; otherwise
 	// it returns ErrLeaseLost and changes nothing. On success the lease is
-	// ended. ErrNotFound when the delivery does not exist.
+	// ended. ErrNotFound when the delivery does not exist. It refuses,
+	// changing nothing, a Result that CheckResult refuses.
 	Record(ctx context.Context, leaseToken uuid.UUID, r Result) error
 
 	// Release gives a leased delivery back without recording an attempt, due
@@ -47,16 +52,17 @@ type Store interface {
 	// does not exist.
 	Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error
 
-	// Get returns one delivery with its attempts, or ErrNotFound.
+	// Get returns one delivery with its attempts (oldest first, in the
+	// order recorded) and its current lease, or ErrNotFound.
 	Get(ctx context.Context, id uuid.UUID) (*Delivery, error)
 
-	// Latest returns the batch's newest delivery with its attempts, or
-	// ErrNotFound when the batch has none.
+	// Latest returns the batch's newest delivery (by CreatedAt: History's
+	// first) as Get does, or ErrNotFound when the batch has none.
 	Latest(ctx context.Context, batchID uuid.UUID) (*Delivery, error)
 
-	// History returns every delivery of the batch, newest first, each with
-	// its attempts oldest first. A batch without deliveries gives an empty
-	// slice and no error.
+	// History returns every delivery of the batch, newest first (by
+	// CreatedAt), each as Get does. A batch without deliveries gives an
+	// empty slice and no error.
 	History(ctx context.Context, batchID uuid.UUID) ([]*Delivery, error)
 }
 

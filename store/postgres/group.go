@@ -160,6 +160,9 @@ func (g *grouper[T]) next() []*groupCall[T] {
 	for _, c := range g.queue {
 		size := g.size(c.v)
 		if len(group) == maxGroup || keys[c.key] || (len(group) > 0 && bytes+size > maxGroupBytes) {
+			if keys != nil {
+				keys[c.key] = true // a later call of its key waits for it
+			}
 			rest = append(rest, c)
 			continue
 		}

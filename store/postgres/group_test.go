@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,7 +135,9 @@ func TestGrouperContext(t *testing.T) {
 }
 
 // A group holds at most maxGroupBytes, unless its first call alone is
-// larger: such a call is written alone, and nothing waits forever.
+// larger: such a call is written alone, and nothing waits forever. A call
+// left for a later group holds back the later calls of its key, which must
+// not overtake it.
 func TestGrouperBoundsTheBytesOfAGroup(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
@@ -150,31 +153,34 @@ func TestGrouperBoundsTheBytesOfAGroup(t *testing.T) {
 		groups = append(groups, vs)
 	}, func(v int) int { return v })
 
-	// The first call holds the flusher while the others queue.
+	// The first call holds the flusher while the others queue, in order.
 	var wg sync.WaitGroup
-	wg.Go(func() { assert.NoError(t, g.do(context.Background(), uuid.New(), 1)) })
-	require.Eventually(t, func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return g.running == 1 && len(g.queue) == 0
-	}, 5*time.Second, time.Millisecond)
-	half := maxGroupBytes / 2
-	for _, v := range []int{half, half, 1, 2 * maxGroupBytes, 3} {
-		wg.Go(func() { assert.NoError(t, g.do(context.Background(), uuid.New(), v)) })
+	queued := func(ok func() bool) {
 		require.Eventually(t, func() bool {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			for _, c := range g.queue {
-				if c.v == v {
-					return true
-				}
-			}
-			return false
+			return ok()
 		}, 5*time.Second, time.Millisecond)
 	}
+	wg.Go(func() { assert.NoError(t, g.do(context.Background(), uuid.New(), 1)) })
+	queued(func() bool { return g.running == 1 && len(g.queue) == 0 })
+	queue := func(key uuid.UUID, v int) {
+		wg.Go(func() { assert.NoError(t, g.do(context.Background(), key, v)) })
+		queued(func() bool {
+			return slices.ContainsFunc(g.queue, func(c *groupCall[int]) bool { return c.v == v && c.key == key })
+		})
+	}
+	half := maxGroupBytes / 2
+	k := uuid.New()
+	queue(uuid.New(), half)
+	queue(uuid.New(), half-2)
+	queue(k, 3) // does not fit after the two...
+	queue(k, 2) // ...and this one, which would, must not go before it
+	queue(uuid.New(), 2*maxGroupBytes)
+	queue(uuid.New(), 4)
 	close(release)
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Equal(t, [][]int{{1}, {half, half}, {1, 3}, {2 * maxGroupBytes}}, groups)
+	assert.Equal(t, [][]int{{1}, {half, half - 2}, {3, 4}, {2}, {2 * maxGroupBytes}}, groups)
 }
