@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -209,7 +210,11 @@ func (d *Deliverer) recordLoop() {
 func (d *Deliverer) record(rec *store.Delivery, res store.Result) {
 	// Store calls outlive an abort: the lease must be recorded or released.
 	ctx := context.WithoutCancel(d.runCtx)
-	if d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) }) != nil {
+	err := d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) })
+	if errors.Is(err, store.ErrLeaseLost) && d.recorded(ctx, rec.ID, res.Attempt.ID) {
+		err = nil // an earlier try applied; its answer was lost
+	}
+	if err != nil {
 		return
 	}
 	rec.AttemptCount = res.Attempt.AttemptNumber
@@ -221,6 +226,17 @@ func (d *Deliverer) record(rec *store.Delivery, res store.Result) {
 		d.expectDue(rec.NextAttemptAt)
 	}
 	d.report(rec, res.Attempt)
+}
+
+// recorded reports whether delivery id holds the attempt attemptID. A
+// Record whose answer was lost (the connection cut after the commit) may
+// have applied before a retry found the lease ended by it.
+func (d *Deliverer) recorded(ctx context.Context, id, attemptID uuid.UUID) bool {
+	got, err := d.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(got.Attempts, func(a store.Attempt) bool { return a.ID == attemptID })
 }
 
 // leased runs a Record or Release under rec's lease. If the lease was lost

@@ -839,3 +839,46 @@ func TestRetryDueDuringAClaimIsClaimed(t *testing.T) {
 	require.Eventually(t, func() bool { return get(b.ID).AttemptCount >= 3 }, 3*time.Second, 5*time.Millisecond,
 		"B, due at %s (the Clock reads %s), was never claimed: its retry hint was dropped", get(b.ID).NextAttemptAt, clock.Now())
 }
+
+// lostAnswer is a memory store (wrapped, so the Deliverer uses recorders)
+// whose first Record applies but answers with an error, as when the
+// connection is cut after the commit.
+type lostAnswer struct {
+	*store.Memory
+	lost atomic.Bool
+}
+
+func (s *lostAnswer) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
+	err := s.Memory.Record(ctx, token, r)
+	if err == nil && s.lost.CompareAndSwap(false, true) {
+		return errors.New("connection reset after commit")
+	}
+	return err
+}
+
+// A Record that applied but whose answer was lost is retried, finds the
+// lease ended (by itself), and must still count as recorded: the delivery
+// is reported done, not left as "lease lost" with no Observer.Done.
+func TestRecordWhoseAnswerWasLostStillEnds(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	st := &lostAnswer{Memory: store.NewMemory()}
+	done := make(chan *store.Delivery, 1)
+	d, err := delivery.New(delivery.Config{
+		Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true,
+		Observer: delivery.Observer{Done: func(rec *store.Delivery) { done <- rec }},
+	})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	defer d.Stop(context.Background())
+	rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+	require.NoError(t, err)
+	select {
+	case got := <-done:
+		assert.Equal(t, rec.ID, got.ID)
+		assert.Equal(t, store.StatusSucceeded, got.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery was recorded, but never reported done")
+	}
+	assert.True(t, st.lost.Load(), "the first Record's answer was lost")
+}
