@@ -238,7 +238,7 @@ func truncate(s string, n int) string {
 // checked only when SchemeStandard is on; msgID should stay the same on
 // every retry of one message. Sign fails with ErrInvalidMessage for a nil h,
 // a msgID that is empty, longer than MaxMessageIDLen or holds bytes other
-// than printable ASCII without space and dot (the specification forbids
+// than printable ASCII without space and dot (the specification asks for no
 // dots: see checkMessageID), or a zero or pre-1970 ts; it then
 // leaves h unchanged. It is safe for concurrent use with distinct h.
 func (s *Signer) Sign(h http.Header, msgID string, requestID uuid.UUID, ts time.Time, body []byte) error {
@@ -331,7 +331,8 @@ func checkMessageID(id string) error {
 			// The signed content is id.timestamp.body: an id "a.<digits>"
 			// would let the same signature verify as id "a" at timestamp
 			// <digits> (any time chosen) over a body prefixed with the real
-			// timestamp. The Standard Webhooks specification forbids it.
+			// timestamp. The Standard Webhooks specification asks that ids never
+			// include one.
 			return fmt.Errorf("message id byte %d is a dot, which would let the signed content be split differently: %w", i, ErrInvalidMessage)
 		}
 	}

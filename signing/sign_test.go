@@ -433,6 +433,6 @@ func TestSignRefusesADotInTheMessageID(t *testing.T) {
 	signer := mustSigner(t, signing.SignerConfig{Keys: mustRing(t, sec)})
 	h := http.Header{}
 	err := signer.Sign(h, "msg.1", requestID, time.Unix(swTimestamp, 0), []byte(swBody))
-	require.ErrorIs(t, err, signing.ErrInvalidMessage, "the spec forbids '.' in a message id")
+	require.ErrorIs(t, err, signing.ErrInvalidMessage, "the spec asks for no dot in a message id")
 	require.Empty(t, h, "a refused Sign leaves h unchanged")
 }
