@@ -12,7 +12,11 @@ import (
 	"github.com/google/uuid"
 )
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store          = (*Memory)(nil)
+	_ LeasedInserter = (*Memory)(nil)
+	_ OneClaimer     = (*Memory)(nil)
+)
 
 // Memory is the in-memory Store, the embedded default: one process, no
 // persistence. It keeps every delivery and attempt for its own lifetime
@@ -240,6 +244,35 @@ func (m *Memory) Claim(ctx context.Context, now time.Time, limit int, lease time
 		m.down(0)
 	}
 	return out, nil
+}
+
+// ClaimOne leases delivery id when it is pending and due at now (see
+// OneClaimer). It is safe for concurrent use with Claim: the two never
+// lease one delivery twice.
+func (m *Memory) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease time.Duration) (*Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("store: claim delivery %s: lease is %v, want a positive duration", id, lease)
+	}
+	now = now.Round(0)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, ok := m.byID[id]
+	if !ok {
+		return nil, nil
+	}
+	e := m.entry(i)
+	if e.d.Status != StatusPending || e.d.NextAttemptAt.After(now) {
+		return nil, nil
+	}
+	expires := now.Add(lease)
+	e.d.LeaseToken = uuid.New()
+	e.d.LeaseExpiresAt = expires
+	e.d.NextAttemptAt = expires
+	m.rekey(int(e.heapIdx), expires)
+	return cloneWithoutAttempts(&e.d), nil
 }
 
 func cloneWithoutAttempts(d *Delivery) *Delivery {

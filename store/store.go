@@ -121,6 +121,20 @@ type LeasedInserter interface {
 	InsertLeased(ctx context.Context, d *Delivery) error
 }
 
+// OneClaimer is implemented by Stores that can claim one delivery by its id.
+// A Deliverer that is to send one delivery only (hookline send, or
+// redeliver --wait, beside the host's own Deliverers) claims it with
+// ClaimOne, without taking, and handing back, the deliveries of other
+// batches due before it. Both stores of hookline implement it.
+type OneClaimer interface {
+	// ClaimOne leases delivery id as Claim would (a fresh LeaseToken,
+	// LeaseExpiresAt = now + lease, NextAttemptAt moved to it) when it is
+	// pending and due at now, and returns it. It returns nil and no error
+	// when the delivery is not pending, not yet due, leased, or unknown.
+	// lease must be positive.
+	ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease time.Duration) (*Delivery, error)
+}
+
 // Notifier is implemented by Stores that can tell a Deliverer that
 // deliveries may have become due because of another process (the Postgres
 // store uses LISTEN/NOTIFY). A Deliverer still polls; notifications only make

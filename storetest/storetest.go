@@ -289,6 +289,11 @@ var cases = []testCase{
 		run:  testInsertRefusesNonPending,
 	},
 	{
+		name: "ClaimOneLeasesOnlyThatDeliveryWhenDue",
+		rule: "a store.OneClaimer's ClaimOne leases the delivery named, as Claim would, when it is pending and due, whatever else is due before it; it returns nil, leasing nothing, when that delivery is not yet due, leased, terminal or unknown",
+		run:  oneOnly(testClaimOne),
+	},
+	{
 		name: "InsertLeasedIsLeasedToTheCaller",
 		rule: "a store.LeasedInserter's InsertLeased stores the delivery as Insert and a Claim would leave it: pending, leased with the caller's token until LeaseExpiresAt, NextAttemptAt equal to LeaseExpiresAt, not due before then, and recordable with the caller's token",
 		run:  leasedOnly(testInsertLeased),
@@ -303,6 +308,18 @@ var cases = []testCase{
 		rule: "InsertLeased refuses what Insert refuses (ErrConflict while the batch has a pending delivery) and a nil LeaseToken or a LeaseExpiresAt not after NextAttemptAt, inserting nothing",
 		run:  leasedOnly(testInsertLeasedRefuses),
 	},
+}
+
+// oneOnly runs a test of store.OneClaimer, or skips, saying so, when the
+// Store does not implement that optional interface.
+func oneOnly(test func(h *harness, oc store.OneClaimer)) func(h *harness) {
+	return func(h *harness) {
+		oc, ok := h.s.(store.OneClaimer)
+		if !ok {
+			h.t.Skipf("%T does not implement store.OneClaimer (optional)", h.s)
+		}
+		test(h, oc)
+	}
 }
 
 // leasedOnly runs a test of store.LeasedInserter, or skips, saying so, when
@@ -324,6 +341,36 @@ func newLeased(batchID uuid.UUID, now time.Time) *store.Delivery {
 	d.LeaseToken = uuid.New()
 	d.LeaseExpiresAt = d.NextAttemptAt.Add(lease)
 	return d
+}
+
+func testClaimOne(h *harness, oc store.OneClaimer) {
+	earlier := NewDelivery(uuid.New(), at(0))
+	h.insert(earlier)
+	d := NewDelivery(uuid.New(), at(time.Second))
+	h.insert(d)
+	claimOne := func(id uuid.UUID, now time.Time) *store.Delivery {
+		h.t.Helper()
+		got, err := oc.ClaimOne(h.ctx, id, now, lease)
+		require.NoError(h.t, err, "ClaimOne")
+		return got
+	}
+
+	assert.Nil(h.t, claimOne(d.ID, at(time.Second-time.Microsecond)), "not yet due")
+	assert.Nil(h.t, claimOne(uuid.New(), at(time.Hour)), "an unknown delivery")
+	c := claimOne(d.ID, at(2*time.Second))
+	require.NotNil(h.t, c, "due: ClaimOne leases it, though another delivery was due before it")
+	assert.Equal(h.t, d.ID, c.ID)
+	assert.NotEqual(h.t, uuid.Nil, c.LeaseToken, "a fresh lease token")
+	sameTime(h.t, at(2*time.Second+lease), c.LeaseExpiresAt, "LeaseExpiresAt", "now + lease")
+	sameTime(h.t, c.LeaseExpiresAt, c.NextAttemptAt, "NextAttemptAt", "moved to the lease's end, as by Claim")
+	got := h.get(d.ID)
+	assert.Equal(h.t, c.LeaseToken, got.LeaseToken, "Get shows the lease")
+	assert.Nil(h.t, claimOne(d.ID, at(3*time.Second)), "leased: not claimable again before the lease ends")
+	ds := h.claim(at(3*time.Second), 10)
+	assert.Equal(h.t, []uuid.UUID{earlier.ID}, ids(ds), "Claim takes the other due delivery only, and ClaimOne left it due")
+
+	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(3*time.Second)))
+	assert.Nil(h.t, claimOne(d.ID, at(time.Hour)), "terminal: never claimed")
 }
 
 func testInsertLeased(h *harness, li store.LeasedInserter) {

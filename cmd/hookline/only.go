@@ -22,9 +22,10 @@ import (
 // newOnlyStore), so the first attempt is this process's: a running host
 // neither hears of it (no notification) nor can claim it before the lease
 // expires. Claim asks the Store only once that delivery is due (a retry)
-// and still due in the Store, and releases, due at once, the deliveries of
-// other batches that the Store hands it besides; a retry is sent by
-// whichever Deliverer claims it first.
+// and still due in the Store, and then claims that one delivery
+// (store.OneClaimer; with a Store without it, it claims as usual and
+// releases, due at once, the deliveries of other batches it gets besides);
+// a retry is sent by whichever Deliverer claims it first.
 type onlyStore struct {
 	store.Store
 	mu  sync.Mutex
@@ -105,6 +106,15 @@ func (s *onlyStore) Claim(ctx context.Context, now time.Time, limit int, lease t
 		s.dueAt(id, cur.NextAttemptAt)
 		return nil, nil
 	}
+	if oc, ok := s.Store.(store.OneClaimer); ok {
+		d, err := oc.ClaimOne(ctx, id, now, lease)
+		if d == nil {
+			return nil, err
+		}
+		s.dueAt(id, d.NextAttemptAt) // the lease's end
+		return []*store.Delivery{d}, nil
+	}
+	// A Store without ClaimOne: claim, and give back what is not ours.
 	got, err := s.Store.Claim(ctx, now, limit, lease)
 	var mine []*store.Delivery
 	for _, d := range got {

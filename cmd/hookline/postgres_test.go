@@ -245,32 +245,50 @@ func TestSendBehindABacklog(t *testing.T) {
 	dsn, schema, pg := migratedSchema(t)
 	secret := signing.GenerateSecret()
 	srv, verified := verifyingReceiver(t, secret)
-	var otherCalls atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherCalls.Add(1) }))
-	defer other.Close()
-
-	ctx := context.Background()
-	due := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
-	ids := make([]uuid.UUID, 100)
-	for i := range ids {
-		d := &store.Delivery{ID: uuid.Must(uuid.NewV7()), BatchID: uuid.New(), CallbackURL: other.URL, Payload: []byte(`{}`),
-			IsAutomatic: true, Status: store.StatusPending, MaxAttempts: 8,
-			NextAttemptAt: due.Add(time.Duration(i) * time.Millisecond), CreatedAt: due, UpdatedAt: due}
-		require.NoError(t, pg.Insert(ctx, d))
-		ids[i] = d.ID
-	}
+	due := seedBacklog(t, pg, 100)
 
 	start := time.Now()
 	r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema)
 	took := time.Since(start)
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 	assert.Equal(t, int32(1), verified.Load())
-	assert.Equal(t, int32(0), otherCalls.Load())
 	assert.Less(t, took, 8*time.Second, "100 due deliveries of other batches held it up")
-	for i, id := range ids {
-		got, err := pg.Get(ctx, id)
+	due.unchanged(t)
+}
+
+// backlog is n due deliveries of other batches, each with its due time.
+type backlog struct {
+	pg  *postgres.Store
+	due map[uuid.UUID]time.Time
+}
+
+// seedBacklog inserts n deliveries of other batches, due an hour ago, a
+// millisecond apart, to a receiver that must never be called.
+func seedBacklog(t *testing.T, pg *postgres.Store, n int) *backlog {
+	t.Helper()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a delivery of the backlog was sent")
+	}))
+	t.Cleanup(other.Close)
+	b := &backlog{pg: pg, due: map[uuid.UUID]time.Time{}}
+	first := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	for i := range n {
+		at := first.Add(time.Duration(i) * time.Millisecond)
+		d := &store.Delivery{ID: uuid.Must(uuid.NewV7()), BatchID: uuid.New(), CallbackURL: other.URL, Payload: []byte(`{}`),
+			IsAutomatic: true, Status: store.StatusPending, MaxAttempts: 8, NextAttemptAt: at, CreatedAt: first, UpdatedAt: first}
+		require.NoError(t, pg.Insert(context.Background(), d))
+		b.due[d.ID] = at
+	}
+	return b
+}
+
+// unchanged checks that every delivery of the backlog is still due when it was.
+func (b *backlog) unchanged(t *testing.T) {
+	t.Helper()
+	for id, at := range b.due {
+		got, err := b.pg.Get(context.Background(), id)
 		require.NoError(t, err)
-		assert.True(t, got.NextAttemptAt.Equal(due.Add(time.Duration(i)*time.Millisecond)), "delivery %d of the backlog was moved to %s", i, got.NextAttemptAt)
+		assert.True(t, got.NextAttemptAt.Equal(at), "delivery %s of the backlog was moved from %s to %s", id, at, got.NextAttemptAt)
 	}
 }
 
@@ -318,4 +336,32 @@ func TestSendAgainWhileItsDeliveryIsPending(t *testing.T) {
 	require.NoError(t, ctx.Err(), "the second send hung; stderr: %s", stderr.String())
 	assert.NoError(t, err, "stderr: %s", stderr.String())
 	assert.GreaterOrEqual(t, calls.Load(), int32(2), "the pending delivery was sent again")
+}
+
+// A retry of send --dsn behind a backlog of other batches' due deliveries
+// (the host is down) claims its own delivery by id: it used to claim the
+// backlog eight at a time, give it back due "now" and wait a PollInterval
+// between rounds (13 s for 100 due deliveries).
+func TestSendRetryBehindABacklog(t *testing.T) {
+	t.Parallel()
+	dsn, schema, pg := migratedSchema(t)
+	secret := signing.GenerateSecret()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	due := seedBacklog(t, pg, 100)
+
+	start := time.Now()
+	r := hookline(t, nil, "send", "--url", srv.URL, "--secret", secret, "--allow-private", "--dsn", dsn, "--schema", schema, "--attempts", "2")
+	took := time.Since(start)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Equal(t, int32(2), calls.Load())
+	assert.Less(t, took, 8*time.Second, "a retry due after about a second waited behind 100 due deliveries")
+	due.unchanged(t)
 }

@@ -53,6 +53,30 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.
 	return out, nil
 }
 
+// ClaimOne leases delivery id when it is pending and due at now (see
+// store.OneClaimer); like Claim, it commits without waiting for the disk.
+// It is safe for concurrent use, also with Claim in other processes.
+func (s *Store) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease time.Duration) (*store.Delivery, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("postgres: claim delivery %s: lease is %v, want a positive duration", id, lease)
+	}
+	var x deliveryScan
+	err := s.pool.QueryRow(ctx, s.sql.claimOne, pgUUID(id), now, now.Add(lease)).Scan(x.dest()...)
+	switch {
+	case errNoRows(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("postgres: claim delivery %s: %w", id, err)
+	}
+	return x.delivery(), nil
+}
+
 // claimed is one delivery Claim leased, and when it was due.
 type claimed struct {
 	due time.Time

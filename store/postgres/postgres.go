@@ -22,6 +22,7 @@ var (
 	_ store.Store          = (*Store)(nil)
 	_ store.Notifier       = (*Store)(nil)
 	_ store.LeasedInserter = (*Store)(nil)
+	_ store.OneClaimer     = (*Store)(nil)
 )
 
 // DefaultSchema is the schema that holds hookline's tables when

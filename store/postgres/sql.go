@@ -10,6 +10,7 @@ type statements struct {
 	insertGroup    string
 	insertConflict string
 	claim          string
+	claimOne       string
 	record         string
 	recordGroup    string
 	indexLookups   string
@@ -108,6 +109,15 @@ FROM (
 ) c
 WHERE d.id = c.id AND set_config('synchronous_commit', 'off', true) = 'off'
 RETURNING c.next_attempt_at, {{d}}`),
+
+		// Claim's form for one delivery, by id. A concurrent Claim of the
+		// same row makes this one wait for it, then find the row no longer
+		// due (READ COMMITTED re-checks the conditions), and the reverse.
+		claimOne: sql(`UPDATE {{s}}.deliveries d
+SET lease_token = gen_random_uuid(), lease_expires_at = $3, next_attempt_at = $3
+WHERE d.id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
+	AND set_config('synchronous_commit', 'off', true) = 'off'
+RETURNING {{d}}`),
 
 		// Fenced by the lease token and by the attempt number, in one
 		// statement: the attempt is inserted only when the update matched.
