@@ -151,7 +151,7 @@ func (d *Deliverer) releaseChain(rec *store.Delivery, next time.Time) {
 // and makes sure the dispatcher looks for it then.
 func (d *Deliverer) release(rec *store.Delivery, next time.Time) {
 	ctx := context.WithoutCancel(d.runCtx)
-	if d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) }) == nil {
+	if d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) }, nil) == nil {
 		d.expectDue(next)
 	}
 }
@@ -210,10 +210,8 @@ func (d *Deliverer) recordLoop() {
 func (d *Deliverer) record(rec *store.Delivery, res store.Result) {
 	// Store calls outlive an abort: the lease must be recorded or released.
 	ctx := context.WithoutCancel(d.runCtx)
-	err := d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) })
-	if errors.Is(err, store.ErrLeaseLost) && d.recorded(ctx, rec.ID, res.Attempt.ID) {
-		err = nil // an earlier try applied; its answer was lost
-	}
+	err := d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) },
+		func() bool { return d.recorded(ctx, rec.ID, res.Attempt.ID) })
 	if err != nil {
 		return
 	}
@@ -239,14 +237,20 @@ func (d *Deliverer) recorded(ctx context.Context, id, attemptID uuid.UUID) bool 
 	return slices.ContainsFunc(got.Attempts, func(a store.Attempt) bool { return a.ID == attemptID })
 }
 
-// leased runs a Record or Release under rec's lease. If the lease was lost
-// because this Deliverer's own dispatcher claimed the delivery again while
-// the attempt ran (its lease ran out under it), the call is made again under
-// the newer lease, which this worker takes over: the attempt already made is
-// recorded instead of being sent a second time.
-func (d *Deliverer) leased(rec *store.Delivery, op string, call func(token uuid.UUID) error) error {
+// leased runs a Record or Release under rec's lease. When the lease is
+// lost, applied (if not nil) says whether an earlier try applied after all
+// (its answer lost): then the call is done, and a newer claim, if any, is
+// left for finished to hand on. Else, if the lease was lost because this
+// Deliverer's own dispatcher claimed the delivery again while the attempt
+// ran (its lease ran out under it), the call is made again under the newer
+// lease, which this worker takes over: the attempt already made is recorded
+// instead of being sent a second time.
+func (d *Deliverer) leased(rec *store.Delivery, op string, call func(token uuid.UUID) error, applied func() bool) error {
 	err := d.retryStore(op, func() error { return call(rec.LeaseToken) })
 	if errors.Is(err, store.ErrLeaseLost) {
+		if applied != nil && applied() {
+			return nil
+		}
 		if newer := d.takeNewer(rec.ID); newer != nil {
 			rec.LeaseToken, rec.LeaseExpiresAt = newer.LeaseToken, newer.LeaseExpiresAt
 			err = d.retryStore(op, func() error { return call(rec.LeaseToken) })

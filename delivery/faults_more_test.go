@@ -842,15 +842,33 @@ func TestRetryDueDuringAClaimIsClaimed(t *testing.T) {
 
 // lostAnswer is a memory store (wrapped, so the Deliverer uses recorders)
 // whose first Record applies but answers with an error, as when the
-// connection is cut after the commit.
+// connection is cut after the commit. With reclaimed set, that answer comes
+// only once a Claim has taken the delivery again (its retry, due
+// meanwhile), as when the connection hangs after the commit.
 type lostAnswer struct {
 	*store.Memory
-	lost atomic.Bool
+	lost      atomic.Bool
+	reclaimed chan struct{}
+	once      sync.Once
+}
+
+func (s *lostAnswer) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	got, err := s.Memory.Claim(ctx, now, limit, lease)
+	if s.reclaimed != nil && len(got) > 0 && s.lost.Load() {
+		s.once.Do(func() { close(s.reclaimed) })
+	}
+	return got, err
 }
 
 func (s *lostAnswer) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
 	err := s.Memory.Record(ctx, token, r)
 	if err == nil && s.lost.CompareAndSwap(false, true) {
+		if s.reclaimed != nil {
+			select {
+			case <-s.reclaimed:
+			case <-time.After(5 * time.Second):
+			}
+		}
 		return errors.New("connection reset after commit")
 	}
 	return err
@@ -881,4 +899,44 @@ func TestRecordWhoseAnswerWasLostStillEnds(t *testing.T) {
 		t.Fatal("the delivery was recorded, but never reported done")
 	}
 	assert.True(t, st.lost.Load(), "the first Record's answer was lost")
+}
+
+// The same, but the answer is lost only after the Deliverer's own
+// dispatcher has claimed the retry (due meanwhile): the Record must still
+// count as applied, and the newer claim go on to the retry. It took the
+// newer claim to record again, which failed (attempt 1 was in), and the
+// retry then waited, leased to nobody, until the lease ran out.
+func TestRecordWhoseAnswerWasLostWhileItsRetryWasClaimed(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	st := &lostAnswer{Memory: store.NewMemory(), reclaimed: make(chan struct{})}
+	var attempts atomic.Int32
+	done := make(chan *store.Delivery, 1)
+	d, err := delivery.New(delivery.Config{
+		Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true,
+		PollInterval: 20 * time.Millisecond,
+		RetryPolicy:  func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) },
+		Observer: delivery.Observer{
+			Attempt: func(rec *store.Delivery, a store.Attempt) { attempts.Add(1) },
+			Done:    func(rec *store.Delivery) { done <- rec },
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	defer d.Stop(context.Background())
+	rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+	require.NoError(t, err)
+	select {
+	case got := <-done:
+		assert.Equal(t, rec.ID, got.ID)
+		assert.Equal(t, store.StatusSucceeded, got.Status)
+		assert.Equal(t, int32(2), attempts.Load(), "both attempts reported")
+	case <-time.After(15 * time.Second):
+		t.Fatalf("not done after 15 s: %d attempts reported, %d sent", attempts.Load(), calls.Load())
+	}
 }

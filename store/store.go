@@ -129,8 +129,9 @@ type LeasedInserter interface {
 type OneClaimer interface {
 	// ClaimOne leases delivery id as Claim would (a fresh LeaseToken,
 	// LeaseExpiresAt = now + lease, NextAttemptAt moved to it) when it is
-	// pending and due at now, and returns it. It returns nil and no error
-	// when the delivery is not pending, not yet due, leased, or unknown.
+	// pending and due at now, and returns it. It returns nil and no error,
+	// changing nothing, when the delivery is not pending, not yet due
+	// (leased until after now included), or unknown.
 	// lease must be positive.
 	ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease time.Duration) (*Delivery, error)
 }

@@ -355,7 +355,9 @@ func testClaimOne(h *harness, oc store.OneClaimer) {
 		return got
 	}
 
+	before := h.get(d.ID)
 	assert.Nil(h.t, claimOne(d.ID, at(time.Second-time.Microsecond)), "not yet due")
+	h.unchanged(before, "a ClaimOne of a delivery not yet due must change nothing")
 	assert.Nil(h.t, claimOne(uuid.New(), at(time.Hour)), "an unknown delivery")
 	c := claimOne(d.ID, at(2*time.Second))
 	require.NotNil(h.t, c, "due: ClaimOne leases it, though another delivery was due before it")
@@ -366,11 +368,17 @@ func testClaimOne(h *harness, oc store.OneClaimer) {
 	got := h.get(d.ID)
 	assert.Equal(h.t, c.LeaseToken, got.LeaseToken, "Get shows the lease")
 	assert.Nil(h.t, claimOne(d.ID, at(3*time.Second)), "leased: not claimable again before the lease ends")
+	h.unchanged(got, "a ClaimOne of a leased delivery must change nothing")
 	ds := h.claim(at(3*time.Second), 10)
 	assert.Equal(h.t, []uuid.UUID{earlier.ID}, ids(ds), "Claim takes the other due delivery only, and ClaimOne left it due")
 
-	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(3*time.Second)))
+	again := claimOne(d.ID, at(2*time.Second+lease))
+	require.NotNil(h.t, again, "its lease expired: ClaimOne takes it again, as Claim would")
+	assert.NotEqual(h.t, c.LeaseToken, again.LeaseToken, "with a new token")
+	h.record(again.LeaseToken, terminalResult(again, store.StatusSucceeded, at(2*time.Second+lease)))
+	done := h.get(d.ID)
 	assert.Nil(h.t, claimOne(d.ID, at(time.Hour)), "terminal: never claimed")
+	h.unchanged(done, "a ClaimOne of a terminal delivery must change nothing")
 }
 
 func testInsertLeased(h *harness, li store.LeasedInserter) {

@@ -133,8 +133,17 @@ func (s *onlyStore) Claim(ctx context.Context, now time.Time, limit int, lease t
 
 func (s *onlyStore) Record(ctx context.Context, leaseToken uuid.UUID, r store.Result) error {
 	err := s.Store.Record(ctx, leaseToken, r)
-	if err == nil {
+	switch {
+	case err == nil:
 		s.dueAt(r.DeliveryID, r.NextAttemptAt) // zero once terminal
+	case !r.NextAttemptAt.IsZero():
+		// It may have applied all the same (an answer lost): look by the
+		// retry's time at the latest. Claim checks with Get first.
+		s.mu.Lock()
+		if r.DeliveryID == s.id && (s.due.IsZero() || r.NextAttemptAt.Before(s.due)) {
+			s.due = r.NextAttemptAt
+		}
+		s.mu.Unlock()
 	}
 	return err
 }
