@@ -26,7 +26,8 @@ func VerifiedFromContext(ctx context.Context) (Verified, bool) {
 //   - body could not be read (for example the client went away): 400
 //   - any verification failure: 401, with a generic body that does not say
 //     why
-//   - nil or zero Verifier: 500
+//   - nil or zero Verifier, or nil next: 500 (a configuration error; a
+//     nil next used to panic for each verified request)
 //   - success: next is called with r.Body replaced by a reader over exactly
 //     the bytes that were verified (ContentLength and GetBody to match), and
 //     with Verified in the context, for VerifiedFromContext.
@@ -35,6 +36,9 @@ func VerifiedFromContext(ctx context.Context) (Verified, bool) {
 // can call Verify themselves instead. The handler is safe for concurrent
 // use.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	if next == nil {
+		next = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { httpError(w, http.StatusInternalServerError) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v.ready("verify") != nil {
 			httpError(w, http.StatusInternalServerError)

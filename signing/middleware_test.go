@@ -92,6 +92,13 @@ func TestMiddleware(t *testing.T) {
 		assert.Equal(t, signing.Verified{Scheme: signing.SchemeStandard, SecretID: idA, MessageID: swMsgID, Timestamp: time.Unix(swTimestamp, 0)}, rec.vd)
 	})
 
+	t.Run("a nil next answers 500, not a panic", func(t *testing.T) {
+		t.Parallel()
+		w := httptest.NewRecorder()
+		require.NotPanics(t, func() { v.Middleware(nil).ServeHTTP(w, signedRequest(t, sec, body)) })
+		assert.Equal(t, http.StatusInternalServerError, w.Code)
+	})
+
 	t.Run("body of exactly the cap passes", func(t *testing.T) {
 		t.Parallel()
 		rec := &recorder{}

@@ -310,6 +310,9 @@ func runListen(c *cli, args []string) int {
 		return c.usageError(cmd, "%v", err)
 	}
 
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return c.usageError(cmd, "--addr: %v", err)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	ln, err := net.Listen("tcp", *addr)

@@ -146,6 +146,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--url", "http://example.com", "--secret", secret, "extra"}, `unexpected argument "extra"`},
 		{[]string{"listen"}, "--secret (or HOOKLINE_SECRETS) is required"},
 		{[]string{"listen", "--secret", "plain", "--scheme", "standard"}, "whsec_"},
+		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--file", "/nonexistent/cb.json"}, "read --file"},
+		{[]string{"listen", "--secret", secret, "--addr", "nonsense"}, "--addr"},
 		{[]string{"history"}, "missing BATCH_ID"},
 		{[]string{"history", "nope"}, "is not a UUID"},
 		{[]string{"history", uuid.NewString(), uuid.NewString()}, "one BATCH_ID expected"},

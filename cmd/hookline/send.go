@@ -186,7 +186,7 @@ func runSend(c *cli, args []string) int {
 			raw, err = os.ReadFile(*file)
 		}
 		if err != nil {
-			return c.failure(cmd, "read --file: %v", err)
+			return c.usageError(cmd, "read --file: %v", err)
 		}
 		if err := decodeFile(raw, &fc); err != nil {
 			return c.usageError(cmd, "--file %s: not a JSON object of callback fields: %v", *file, err)
