@@ -876,67 +876,51 @@ func (s *lostAnswer) Record(ctx context.Context, token uuid.UUID, r store.Result
 
 // A Record that applied but whose answer was lost is retried, finds the
 // lease ended (by itself), and must still count as recorded: the delivery
-// is reported done, not left as "lease lost" with no Observer.Done.
-func TestRecordWhoseAnswerWasLostStillEnds(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer srv.Close()
-	st := &lostAnswer{Memory: store.NewMemory()}
-	done := make(chan *store.Delivery, 1)
-	d, err := delivery.New(delivery.Config{
-		Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true,
-		Observer: delivery.Observer{Done: func(rec *store.Delivery) { done <- rec }},
-	})
-	require.NoError(t, err)
-	require.NoError(t, d.Start(context.Background()))
-	defer d.Stop(context.Background())
-	rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
-	require.NoError(t, err)
-	select {
-	case got := <-done:
-		assert.Equal(t, rec.ID, got.ID)
-		assert.Equal(t, store.StatusSucceeded, got.Status)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the delivery was recorded, but never reported done")
-	}
-	assert.True(t, st.lost.Load(), "the first Record's answer was lost")
-}
-
-// The same, but the answer is lost only after the Deliverer's own
-// dispatcher has claimed the retry (due meanwhile): the Record must still
-// count as applied, and the newer claim go on to the retry. It took the
-// newer claim to record again, which failed (attempt 1 was in), and the
-// retry then waited, leased to nobody, until the lease ran out.
-func TestRecordWhoseAnswerWasLostWhileItsRetryWasClaimed(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	}))
-	defer srv.Close()
-	st := &lostAnswer{Memory: store.NewMemory(), reclaimed: make(chan struct{})}
-	var attempts atomic.Int32
-	done := make(chan *store.Delivery, 1)
-	d, err := delivery.New(delivery.Config{
-		Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true,
-		PollInterval: 20 * time.Millisecond,
-		RetryPolicy:  func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) },
-		Observer: delivery.Observer{
-			Attempt: func(rec *store.Delivery, a store.Attempt) { attempts.Add(1) },
-			Done:    func(rec *store.Delivery) { done <- rec },
-		},
-	})
-	require.NoError(t, err)
-	require.NoError(t, d.Start(context.Background()))
-	defer d.Stop(context.Background())
-	rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
-	require.NoError(t, err)
-	select {
-	case got := <-done:
-		assert.Equal(t, rec.ID, got.ID)
-		assert.Equal(t, store.StatusSucceeded, got.Status)
-		assert.Equal(t, int32(2), attempts.Load(), "both attempts reported")
-	case <-time.After(15 * time.Second):
-		t.Fatalf("not done after 15 s: %d attempts reported, %d sent", attempts.Load(), calls.Load())
+// is reported, not left as "lease lost" with no Observer.Done. When the
+// answer is lost only after the Deliverer's own dispatcher has claimed the
+// retry (due meanwhile), the newer claim goes on to the retry: it was taken
+// to record attempt 1 again, which failed, and the retry then waited,
+// leased to nobody, until the lease ran out.
+func TestRecordWhoseAnswerWasLostStillCounts(t *testing.T) {
+	for _, reclaimed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("retry claimed meanwhile=%v", reclaimed), func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 && reclaimed {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+			}))
+			defer srv.Close()
+			st := &lostAnswer{Memory: store.NewMemory()}
+			want := int32(1)
+			if reclaimed {
+				st.reclaimed, want = make(chan struct{}), 2
+			}
+			var attempts atomic.Int32
+			done := make(chan *store.Delivery, 1)
+			d, err := delivery.New(delivery.Config{
+				Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true,
+				PollInterval: 20 * time.Millisecond,
+				RetryPolicy:  func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) },
+				Observer: delivery.Observer{
+					Attempt: func(rec *store.Delivery, a store.Attempt) { attempts.Add(1) },
+					Done:    func(rec *store.Delivery) { done <- rec },
+				},
+			})
+			require.NoError(t, err)
+			require.NoError(t, d.Start(context.Background()))
+			defer d.Stop(context.Background())
+			rec, err := d.Deliver(context.Background(), srv.URL, callback(uuid.New()))
+			require.NoError(t, err)
+			select {
+			case got := <-done:
+				assert.Equal(t, rec.ID, got.ID)
+				assert.Equal(t, store.StatusSucceeded, got.Status)
+				assert.Equal(t, want, attempts.Load(), "every attempt reported")
+			case <-time.After(15 * time.Second):
+				t.Fatalf("not done after 15 s: %d attempts reported, %d sent", attempts.Load(), calls.Load())
+			}
+			assert.True(t, st.lost.Load(), "the first Record's answer was lost")
+		})
 	}
 }
