@@ -190,12 +190,8 @@ func (d *Deliverer) recordLoop() {
 			d.sendMu.RLock()
 			sent := false
 			if d.open.Load() && d.takeOne() {
-				select {
-				case d.jobs <- newer:
-					sent = true
-				default:
-					d.busy.Add(-1)
-				}
+				d.jobs <- newer // never blocks: see Start
+				sent = true
 			}
 			d.sendMu.RUnlock()
 			if !sent {
@@ -432,19 +428,18 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 // so that every store keeps the same text. A replacement is 3 bytes, so it
 // is cut again, at a character boundary.
 func responseText(b []byte, limit int) string {
-	b = b[:min(len(b), limit)]
-	if utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 {
-		return string(b)
+	return cutAt(storableText(string(b[:min(len(b), limit)])), limit)
+}
+
+// cutAt returns s cut to at most n bytes, at a character boundary.
+func cutAt(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	s := storableText(string(b))
-	if len(s) > limit {
-		i := limit
-		for !utf8.RuneStart(s[i]) {
-			i--
-		}
-		s = s[:i]
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s
+	return s[:n]
 }
 
 // storableText is s with bytes that are not UTF-8, and NUL bytes, replaced

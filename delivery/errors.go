@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"errors"
-	"unicode/utf8"
 
 	"github.com/hookline/hookline/store"
 )
@@ -52,11 +51,7 @@ func (e *URLError) Unwrap() error { return ErrInvalidURL }
 // quote quotes s, cut to its first 100 bytes (at a character boundary).
 func quote(s string) string {
 	if len(s) > 100 {
-		i := 100
-		for i > 0 && !utf8.RuneStart(s[i]) {
-			i-- // not into a character
-		}
-		s = s[:i] + "…"
+		s = cutAt(s, 100) + "…"
 	}
 	return "\"" + s + "\""
 }
