@@ -53,16 +53,19 @@ func badURL(u string) string {
 // MinYear to MaxYear, or a nil Payload. It sees only d: duplicates and conflicts are the Store's to find.
 // hookline's stores call it first; a custom Store may too.
 func CheckNew(d *Delivery) error {
+	if d == nil {
+		return errors.New("store: insert delivery: nil delivery")
+	}
+	urlProblem := badURL(d.CallbackURL)
+	timeProblem := badTime(newTimes, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
 	var problem string
 	switch {
-	case d == nil:
-		return errors.New("store: insert delivery: nil delivery")
 	case d.ID == uuid.Nil:
 		problem = "ID is the nil UUID; set it (uuid.NewV7)"
 	case d.BatchID == uuid.Nil:
 		problem = "BatchID is the nil UUID"
-	case badURL(d.CallbackURL) != "":
-		problem = badURL(d.CallbackURL)
+	case urlProblem != "":
+		problem = urlProblem
 	case d.Status != StatusPending:
 		problem = fmt.Sprintf("Status is %q, want %q", d.Status, StatusPending)
 	case d.AttemptCount != 0 || len(d.Attempts) != 0:
@@ -73,8 +76,8 @@ func CheckNew(d *Delivery) error {
 		problem = "NextAttemptAt is zero; set it to when the first attempt is due"
 	case !d.CompletedAt.IsZero():
 		problem = "CompletedAt is set on a pending delivery"
-	case badTime(newTimes, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt) != "":
-		problem = badTime(newTimes, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
+	case timeProblem != "":
+		problem = timeProblem
 	case d.Payload == nil:
 		problem = "Payload is nil"
 	default:
@@ -83,7 +86,10 @@ func CheckNew(d *Delivery) error {
 	return fmt.Errorf("store: insert delivery %s: %s", d.ID, problem)
 }
 
-var newTimes = []string{"NextAttemptAt", "CreatedAt", "UpdatedAt"}
+var (
+	newTimes   = []string{"NextAttemptAt", "CreatedAt", "UpdatedAt"}
+	leaseTimes = []string{"LeaseExpiresAt"}
+)
 
 // CheckLeased is CheckNew for LeasedInserter.InsertLeased: d must also carry
 // a lease token and a LeaseExpiresAt after its NextAttemptAt.
@@ -91,15 +97,18 @@ func CheckLeased(d *Delivery) error {
 	if err := CheckNew(d); err != nil {
 		return err
 	}
+	var problem string
 	switch {
 	case d.LeaseToken == uuid.Nil:
-		return fmt.Errorf("store: insert leased delivery %s: LeaseToken is the nil UUID", d.ID)
+		problem = "LeaseToken is the nil UUID"
 	case !d.LeaseExpiresAt.After(d.NextAttemptAt):
-		return fmt.Errorf("store: insert leased delivery %s: LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.ID, d.LeaseExpiresAt, d.NextAttemptAt)
-	case badTime([]string{"LeaseExpiresAt"}, d.LeaseExpiresAt) != "":
-		return fmt.Errorf("store: insert leased delivery %s: %s", d.ID, badTime([]string{"LeaseExpiresAt"}, d.LeaseExpiresAt))
+		problem = fmt.Sprintf("LeaseExpiresAt (%s) is not after NextAttemptAt (%s)", d.LeaseExpiresAt, d.NextAttemptAt)
+	default:
+		if problem = badTime(leaseTimes, d.LeaseExpiresAt); problem == "" {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("store: insert leased delivery %s: %s", d.ID, problem)
 }
 
 // CheckResult returns a descriptive error when r is inconsistent for
@@ -131,10 +140,10 @@ func CheckResult(r *Result) error {
 		problem = fmt.Sprintf("NextAttemptAt is set for a %s delivery; leave it zero", r.Status)
 	case r.Status.Terminal() && r.CompletedAt.IsZero():
 		problem = fmt.Sprintf("CompletedAt is zero for a %s delivery", r.Status)
-	case badTime(resultTimes, r.NextAttemptAt, r.UpdatedAt, r.CompletedAt, r.Attempt.CreatedAt) != "":
-		problem = badTime(resultTimes, r.NextAttemptAt, r.UpdatedAt, r.CompletedAt, r.Attempt.CreatedAt)
 	default:
-		return nil
+		if problem = badTime(resultTimes, r.NextAttemptAt, r.UpdatedAt, r.CompletedAt, r.Attempt.CreatedAt); problem == "" {
+			return nil
+		}
 	}
 	return fmt.Errorf("store: record attempt on delivery %s: %s", r.DeliveryID, problem)
 }
