@@ -21,16 +21,15 @@ import (
 // delivery straight to its own worker through InsertLeased (see
 // newOnlyStore), so the first attempt is this process's: a running host
 // neither hears of it (no notification) nor can claim it before the lease
-// expires. Claim asks the Store only once that delivery is due (a retry)
-// and still due in the Store, and then claims that one delivery
-// (store.OneClaimer; with a Store without it, it claims as usual and
-// releases, due at once, the deliveries of other batches it gets besides);
-// a retry is sent by whichever Deliverer claims it first.
+// expires. Claim then claims that one delivery when it is due in the Store
+// (store.OneClaimer), and nothing else; a retry is sent by whichever
+// Deliverer claims it first. With a Store without ClaimOne, Claim looks the
+// delivery up, claims as usual only when it is due, and releases, due at
+// once, the deliveries of other batches it gets besides.
 type onlyStore struct {
 	store.Store
-	mu  sync.Mutex
-	id  uuid.UUID // the delivery inserted through it; nil until then
-	due time.Time // when that delivery is next due here; zero when it is not
+	mu sync.Mutex
+	id uuid.UUID // the delivery this store sends; nil until one is inserted
 }
 
 // newOnlyStore wraps st, keeping its optional LeasedInserter: the Store to
@@ -43,13 +42,13 @@ func newOnlyStore(st store.Store) (store.Store, *onlyStore) {
 	return s, s
 }
 
-// adopt makes id, just inserted and due at due, the delivery this store
-// sends, unless another already is.
-func (s *onlyStore) adopt(id uuid.UUID, due time.Time) {
+// adopt makes id, just inserted, the delivery this store sends, unless
+// another already is.
+func (s *onlyStore) adopt(id uuid.UUID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.id == uuid.Nil {
-		s.id, s.due = id, due
+		s.id = id
 	}
 }
 
@@ -60,66 +59,47 @@ func (s *onlyStore) adopt(id uuid.UUID, due time.Time) {
 func (s *onlyStore) follow(rec *store.Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rec.ID != s.id {
-		s.id, s.due = rec.ID, rec.NextAttemptAt
-	}
-}
-
-// dueAt notes when delivery id, if it is this store's, is next due (zero:
-// never again).
-func (s *onlyStore) dueAt(id uuid.UUID, t time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id == s.id {
-		s.due = t
-	}
+	s.id = rec.ID
 }
 
 func (s *onlyStore) Insert(ctx context.Context, d *store.Delivery) error {
 	err := s.Store.Insert(ctx, d)
 	if err == nil {
-		s.adopt(d.ID, d.NextAttemptAt)
+		s.adopt(d.ID)
 	}
 	return err
 }
 
 func (s *onlyStore) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
 	s.mu.Lock()
-	id, due := s.id, s.due
+	id := s.id
 	s.mu.Unlock()
-	if due.IsZero() || due.After(now) {
-		return nil, ctx.Err() // nothing of its own is due: leave the queue alone
-	}
-	// Due here; still due in the store? Another Deliverer may have claimed
-	// it (then it is due at that lease's end) or ended it.
-	cur, err := s.Store.Get(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		s.dueAt(id, time.Time{})
-		return nil, nil
-	case err != nil:
-		return nil, err
-	case cur.Status.Terminal():
-		s.dueAt(id, time.Time{})
-		return nil, nil
-	case cur.NextAttemptAt.After(now):
-		s.dueAt(id, cur.NextAttemptAt)
-		return nil, nil
+	if id == uuid.Nil {
+		return nil, ctx.Err()
 	}
 	if oc, ok := s.Store.(store.OneClaimer); ok {
 		d, err := oc.ClaimOne(ctx, id, now, lease)
 		if d == nil {
 			return nil, err
 		}
-		s.dueAt(id, d.NextAttemptAt) // the lease's end
 		return []*store.Delivery{d}, nil
 	}
-	// A Store without ClaimOne: claim, and give back what is not ours.
+	// A Store without ClaimOne: claim only when the delivery is due (not
+	// leased, by this process or another, nor ended), and give back what
+	// is not ours.
+	cur, err := s.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case cur.Status.Terminal() || cur.NextAttemptAt.After(now):
+		return nil, nil
+	}
 	got, err := s.Store.Claim(ctx, now, limit, lease)
 	var mine []*store.Delivery
 	for _, d := range got {
 		if d.ID == id {
-			s.dueAt(id, d.NextAttemptAt) // the lease's end
 			mine = append(mine, d)
 			continue
 		}
@@ -129,31 +109,6 @@ func (s *onlyStore) Claim(ctx context.Context, now time.Time, limit int, lease t
 		s.Store.Release(context.WithoutCancel(ctx), d.ID, d.LeaseToken, now)
 	}
 	return mine, err
-}
-
-func (s *onlyStore) Record(ctx context.Context, leaseToken uuid.UUID, r store.Result) error {
-	err := s.Store.Record(ctx, leaseToken, r)
-	switch {
-	case err == nil:
-		s.dueAt(r.DeliveryID, r.NextAttemptAt) // zero once terminal
-	case !r.NextAttemptAt.IsZero():
-		// It may have applied all the same (an answer lost): look by the
-		// retry's time at the latest. Claim checks with Get first.
-		s.mu.Lock()
-		if r.DeliveryID == s.id && (s.due.IsZero() || r.NextAttemptAt.Before(s.due)) {
-			s.due = r.NextAttemptAt
-		}
-		s.mu.Unlock()
-	}
-	return err
-}
-
-func (s *onlyStore) Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error {
-	err := s.Store.Release(ctx, id, leaseToken, next)
-	if err == nil {
-		s.dueAt(id, next)
-	}
-	return err
 }
 
 // Notify passes the Store's notifications on, when it has any.
@@ -174,7 +129,7 @@ func (s onlyLeased) InsertLeased(ctx context.Context, d *store.Delivery) error {
 	// Adopted once inserted, before the Deliverer hands it to a worker.
 	err := s.li.InsertLeased(ctx, d)
 	if err == nil {
-		s.adopt(d.ID, d.LeaseExpiresAt)
+		s.adopt(d.ID)
 	}
 	return err
 }
