@@ -51,3 +51,25 @@ func mustTestSecret(t *testing.T) signing.Secret {
 	require.NoError(t, err)
 	return s
 }
+
+// The default Lease is twice a long AttemptTimeout, within MaxLease: the
+// doubling of a huge AttemptTimeout overflowed, and New refused a Lease the
+// caller never set; such an AttemptTimeout is refused as itself.
+func TestDefaultLeaseFollowsALongAttemptTimeout(t *testing.T) {
+	ring, err := signing.NewKeyRing(mustTestSecret(t))
+	require.NoError(t, err)
+	signer, err := signing.NewSigner(signing.SignerConfig{Keys: ring})
+	require.NoError(t, err)
+	for _, tc := range []struct{ timeout, lease time.Duration }{
+		{10 * time.Second, DefaultLease},
+		{time.Hour, 2 * time.Hour},
+		{MaxLease * 3 / 4, MaxLease},
+	} {
+		c, err := Config{Signer: signer, AttemptTimeout: tc.timeout}.withDefaults()
+		if assert.NoError(t, err, "AttemptTimeout %s", tc.timeout) {
+			assert.Equal(t, tc.lease, c.Lease, "the default Lease for AttemptTimeout %s", tc.timeout)
+		}
+	}
+	_, err = Config{Signer: signer, AttemptTimeout: time.Duration(1<<62) + time.Hour}.withDefaults()
+	assert.ErrorContains(t, err, "Config.AttemptTimeout", "a huge AttemptTimeout is refused as such, not as a Lease")
+}

@@ -455,23 +455,6 @@ func TestURLErrorCutsAtACharacter(t *testing.T) {
 	assert.Contains(t, err.Error(), strings.Repeat("a", 93)+"…")
 }
 
-// The default Lease is twice a long AttemptTimeout, within MaxLease: the
-// doubling of a huge AttemptTimeout overflowed, and New refused a Lease the
-// caller never set.
-func TestDefaultLeaseFollowsALongAttemptTimeout(t *testing.T) {
-	signer := newSigner(t, newSecret(t))
-	for timeout, lease := range map[time.Duration]time.Duration{
-		10 * time.Second:          delivery.DefaultLease,
-		time.Hour:                 2 * time.Hour,
-		delivery.MaxLease * 3 / 4: delivery.MaxLease,
-	} {
-		_, err := delivery.New(delivery.Config{Signer: signer, AttemptTimeout: timeout})
-		assert.NoError(t, err, "AttemptTimeout %s, Lease left to its default (%s)", timeout, lease)
-	}
-	_, err := delivery.New(delivery.Config{Signer: signer, AttemptTimeout: time.Duration(1<<62) + time.Hour})
-	assert.ErrorContains(t, err, "Config.AttemptTimeout", "a huge AttemptTimeout is refused as such, not as a Lease")
-}
-
 // The zero Deliverer is not usable: its methods say so instead of
 // panicking. The zero ManualClock works, from the zero time.
 func TestZeroValues(t *testing.T) {
