@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,7 +257,7 @@ var cases = []testCase{
 	{
 		name: "InsertLeasedRefusesWhatInsertRefuses",
 		rule: "InsertLeased refuses, inserting nothing, what Insert refuses: a canceled context, an invalid delivery, a duplicate ID, and a second automatic delivery after the first ended",
-		run:  leasedOnly(testInsertLeasedRefusesAll),
+		run:  optional(testInsertLeasedRefusesAll),
 	},
 	{
 		name: "InsertIgnoresLeaseFields",
@@ -291,46 +292,35 @@ var cases = []testCase{
 	{
 		name: "ClaimOneLeasesOnlyThatDeliveryWhenDue",
 		rule: "a store.OneClaimer's ClaimOne leases the delivery named, as Claim would, when it is pending and due, whatever else is due before it; it returns nil, leasing nothing, when that delivery is not yet due, leased, terminal or unknown",
-		run:  oneOnly(testClaimOne),
+		run:  optional(testClaimOne),
 	},
 	{
 		name: "InsertLeasedIsLeasedToTheCaller",
 		rule: "a store.LeasedInserter's InsertLeased stores the delivery as Insert and a Claim would leave it: pending, leased with the caller's token until LeaseExpiresAt, NextAttemptAt equal to LeaseExpiresAt, not due before then, and recordable with the caller's token",
-		run:  leasedOnly(testInsertLeased),
+		run:  optional(testInsertLeased),
 	},
 	{
 		name: "InsertLeasedExpires",
 		rule: "a delivery inserted leased becomes due when its lease expires; a Claim then gives it a new token and the inserted token can no longer record",
-		run:  leasedOnly(testInsertLeasedExpires),
+		run:  optional(testInsertLeasedExpires),
 	},
 	{
 		name: "InsertLeasedConflictsAndValidates",
 		rule: "InsertLeased refuses what Insert refuses (ErrConflict while the batch has a pending delivery) and a nil LeaseToken or a LeaseExpiresAt not after NextAttemptAt, inserting nothing",
-		run:  leasedOnly(testInsertLeasedRefuses),
+		run:  optional(testInsertLeasedRefuses),
 	},
 }
 
-// oneOnly runs a test of store.OneClaimer, or skips, saying so, when the
-// Store does not implement that optional interface.
-func oneOnly(test func(h *harness, oc store.OneClaimer)) func(h *harness) {
+// optional runs a test of the optional interface I (store.LeasedInserter,
+// store.OneClaimer), or skips, saying so, when the Store does not implement
+// it.
+func optional[I any](test func(h *harness, x I)) func(h *harness) {
 	return func(h *harness) {
-		oc, ok := h.s.(store.OneClaimer)
+		x, ok := h.s.(I)
 		if !ok {
-			h.t.Skipf("%T does not implement store.OneClaimer (optional)", h.s)
+			h.t.Skipf("%T does not implement %v (optional)", h.s, reflect.TypeFor[I]())
 		}
-		test(h, oc)
-	}
-}
-
-// leasedOnly runs a test of store.LeasedInserter, or skips, saying so, when
-// the Store does not implement that optional interface.
-func leasedOnly(test func(h *harness, li store.LeasedInserter)) func(h *harness) {
-	return func(h *harness) {
-		li, ok := h.s.(store.LeasedInserter)
-		if !ok {
-			h.t.Skipf("%T does not implement store.LeasedInserter (optional)", h.s)
-		}
-		test(h, li)
+		test(h, x)
 	}
 }
 
