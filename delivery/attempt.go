@@ -336,7 +336,7 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 
 	now := d.cfg.Clock.Now()
 	res.UpdatedAt = now
-	detail = storableText(detail) // it may quote a header (Location) or an error
+	detail = store.StorableText(detail) // it may quote a header (Location) or an error
 	if reason == "" {
 		res.Status = store.StatusSucceeded
 		res.CompletedAt = now
@@ -428,7 +428,7 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 // so that every store keeps the same text. A replacement is 3 bytes, so it
 // is cut again, at a character boundary.
 func responseText(b []byte, limit int) string {
-	return cutAt(storableText(string(b[:min(len(b), limit)])), limit)
+	return cutAt(store.StorableText(string(b[:min(len(b), limit)])), limit)
 }
 
 // cutAt returns s cut to at most n bytes, at a character boundary.
@@ -440,16 +440,6 @@ func cutAt(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// storableText is s with bytes that are not UTF-8, and NUL bytes, replaced
-// by U+FFFD: text every store keeps as it is, and the JSON record shows as
-// stored.
-func storableText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // tlsHandshakeError reports a TLS failure that crypto/tls gives no type to:

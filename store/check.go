@@ -30,6 +30,19 @@ func badTime(names []string, times ...time.Time) string {
 	return ""
 }
 
+// StorableText returns s with each byte that is not part of valid UTF-8, and
+// each NUL byte, replaced by U+FFFD: text that every Store keeps as it is
+// (PostgreSQL's text holds nothing else), and that a record's JSON shows as
+// stored. Valid text without NUL bytes is returned unchanged. The Deliverer
+// passes response bodies, error messages and failure details through it
+// before Record; a Store may too, for callers that do not.
+func StorableText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // badURL says what makes a callback URL unstorable, or returns "": stores
 // keep it as text, which must be UTF-8 without NUL bytes (PostgreSQL's text
 // holds nothing else). Delivery validates URLs fully before they get here.

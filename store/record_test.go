@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -77,4 +79,20 @@ func TestDeliveryJSONGolden(t *testing.T) {
 		want2.Attempts[0].FailureReason, want2.Attempts[1].FailureReason = "", ""
 		assert.Equal(t, want2, back)
 	})
+}
+
+func TestStorableText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"plain ascii", "plain ascii"},
+		{"héllo, 世界", "héllo, 世界"},
+		{"a\x00b", "a\uFFFDb"},
+		{"a\xffb", "a\uFFFDb"},
+		{"\xff\xfe\x00", "\uFFFD\uFFFD"}, // a run of invalid bytes is one replacement
+		{"cut \xe4\xb8", "cut \uFFFD"},   // a character cut in two
+	} {
+		got := store.StorableText(tc.in)
+		assert.Equal(t, tc.want, got, "StorableText(%q)", tc.in)
+		assert.True(t, utf8.ValidString(got) && !strings.Contains(got, "\x00"), "StorableText(%q) = %q must be UTF-8 without NUL", tc.in, got)
+	}
 }

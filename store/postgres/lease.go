@@ -241,7 +241,7 @@ func attemptBody(a *store.Attempt) pgtype.Text {
 	if a.StatusCode == 0 && a.ResponseBody == "" {
 		return pgtype.Text{}
 	}
-	return pgtype.Text{String: dbText(a.ResponseBody), Valid: true}
+	return pgtype.Text{String: store.StorableText(a.ResponseBody), Valid: true}
 }
 
 func recordArgs(token uuid.UUID, r *store.Result) []any {

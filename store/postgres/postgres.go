@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -182,16 +180,6 @@ func (s *Store) replanFor(q querier) pgx.QueryExecMode {
 		}
 	}
 	return s.replan
-}
-
-// dbText makes s storable in a text column: PostgreSQL refuses NUL bytes
-// and invalid UTF-8, which a response body or error message may hold; both
-// become U+FFFD.
-func dbText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // made returns an error for a Store not made by New.

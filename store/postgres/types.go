@@ -5,6 +5,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/hookline/hookline/store"
 )
 
 // Parameters are passed as pgx's own types: a uuid.UUID would go through
@@ -16,12 +18,12 @@ func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true}
 func pgNullUUID(u uuid.NullUUID) pgtype.UUID { return pgtype.UUID{Bytes: u.UUID, Valid: u.Valid} }
 
 // pgText is s for a nullable text column: NULL when empty, else s made
-// storable (see dbText).
+// storable (see store.StorableText).
 func pgText(s string) pgtype.Text {
 	if s == "" {
 		return pgtype.Text{}
 	}
-	return pgtype.Text{String: dbText(s), Valid: true}
+	return pgtype.Text{String: store.StorableText(s), Valid: true}
 }
 
 // pgTime is t for a nullable timestamptz column: NULL when zero.
