@@ -167,6 +167,36 @@ func TestStandardWebhooksVerifiesHookline(t *testing.T) {
 		})
 	}
 
+	{
+		// webhook-signature values shaped by a proxy or another sender: a
+		// malformed entry beside the right one, header lines joined with
+		// ", ". The package skips what it cannot read, and hookline's
+		// Verifier must agree.
+		secret := signing.GenerateSecret()
+		body := []byte(`{"odd":"headers"}`)
+		h := http.Header{}
+		require.NoError(t, mustSigner(t, signing.SignerConfig{}, secret).Sign(h, "msg_odd_headers", uuid.Nil, now, body))
+		sig := h.Get(signing.HeaderWebhookSignature)
+		wrong := "v1," + base64.StdEncoding.EncodeToString(make([]byte, 32))
+		v, err := signing.NewVerifier(signing.VerifierConfig{Secrets: []signing.Secret{mustSecret(t, secret)}, Now: func() time.Time { return now }})
+		require.NoError(t, err)
+		for _, odd := range []struct{ name, value string }{
+			{"malformed-after", sig + " v1,abc"},
+			{"malformed-before", "v1,abc " + sig},
+			{"joined-lines", wrong + ", " + sig},
+			{"joined-lines-right-first", sig + ", " + wrong},
+		} {
+			oh := h.Clone()
+			oh.Set(signing.HeaderWebhookSignature, odd.value)
+			_, err := v.VerifyStandard(oh, body)
+			require.NoError(t, err, "hookline must verify %s: %q", odd.name, odd.value)
+			cases = append(cases, swCase{
+				Name: "odd-header/" + odd.name, Body: body, Headers: flatHeader(oh), Secrets: []string{secret},
+				want: []swWant{{ok: true, why: "the package skips entries it cannot read"}},
+			})
+		}
+	}
+
 	// A documented difference (see doc.go), pinned so a change is noticed.
 	{
 		// The package decodes a Buffer body as UTF-8 (invalid bytes become

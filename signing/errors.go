@@ -14,9 +14,10 @@ var (
 
 	// ErrMalformedHeader means a signature header is present but cannot be
 	// parsed: a webhook-timestamp that is not a non-negative decimal integer,
-	// a webhook-signature entry that is not "<version>,<value>" or whose v1
-	// value is not the standard base64 of 32 bytes, or a <Prefix>-Signature
-	// that is not 64 hexadecimal characters.
+	// a webhook-signature none of whose entries is well formed (an entry is
+	// "<version>,<value>", and a v1 value the standard base64 of 32 bytes;
+	// malformed entries beside a well-formed one are skipped), or a
+	// <Prefix>-Signature that is not 64 hexadecimal characters.
 	ErrMalformedHeader = errors.New("signing: malformed signature header")
 
 	// ErrNoMatchingSignature means the headers were well formed but no

@@ -80,9 +80,22 @@ func TestParseSignatureHeader(t *testing.T) {
 	}, entries)
 	require.Equal(t, "v1a,xyz v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", formatSignatureHeader(entries))
 
-	for _, bad := range []string{"", " ", "v1", "v1,", ",x", "v1,abc", "v-1,x", "v1,x\x7f", "a,b c", "v2,\x7f", "v2,ü", "v2,a\x00", "v2,a\rb"} {
+	for _, bad := range []string{"", " ", "v1", "v1,", ",x", "v1,abc", "v-1,x", "v1,x\x7f", "a b", "v2,\x7f", "v2,ü", "v2,a\x00", "v2,a\rb", "v1,abc v1, ,x"} {
 		_, err := parseSignatureHeader(bad)
 		require.ErrorIs(t, err, ErrMalformedHeader, "%q", bad)
+	}
+
+	// Malformed entries are skipped; a value ends at a second comma.
+	for in, want := range map[string]string{
+		"a,b c":                "a,b",
+		"v1,abc v2,x":          "v2,x",
+		"v2,x, v3,y,":          "v2,x v3,y",
+		"v2,x,junk\tv1,,":      "v2,x",
+		"garbage v1,abc v2,ok": "v2,ok",
+	} {
+		entries, err := parseSignatureHeader(in)
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, want, formatSignatureHeader(entries), "%q", in)
 	}
 }
 

@@ -170,8 +170,10 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Verified, error) {
 // VerifyStandard checks a Standard Webhooks v1 request: the webhook-id,
 // webhook-timestamp and webhook-signature headers of h against body. It
 // fails, in this order of checks, with ErrMissingHeader, ErrMalformedHeader
-// (any malformed entry fails the whole header), ErrTimestampTooOld or
-// ErrTimestampTooNew (outside Tolerance of Now), and ErrNoMatchingSignature
+// (a webhook-signature without one well-formed entry: entries that are not
+// well formed are skipped, as the Standard Webhooks libraries skip them),
+// ErrTimestampTooOld or ErrTimestampTooNew (outside Tolerance of Now), and
+// ErrNoMatchingSignature
 // when no v1 entry was made by a secret with a whsec_ form over exactly
 // these id, timestamp and body. Entries of other versions are ignored.
 // Several webhook-signature header lines are read as one list. With no
@@ -199,26 +201,38 @@ func (v *Verifier) VerifyStandard(h http.Header, body []byte) (Verified, error) 
 		return Verified{}, fmt.Errorf("%s: header %s is not unix seconds: %w", op, HeaderWebhookTimestamp, ErrMalformedHeader)
 	}
 
-	// Validate every entry before comparing any, and keep the decoded v1
-	// MACs (on the stack for the usual one or two).
+	// Read every entry before comparing any, and keep the decoded v1 MACs
+	// (on the stack for the usual one or two). Entries that are not well
+	// formed are skipped, as the Standard Webhooks libraries skip them; a
+	// header with none that is fails here.
 	var stack [4][sha256.Size]byte
 	macs := stack[:0]
+	wellFormed := false
+	var malformed error
 	for _, line := range sigLines {
 		for rest := line; ; {
 			var e sigEntry
 			var more bool
 			var err error
 			e, rest, more, err = nextSigEntry(rest)
-			if err != nil {
-				return Verified{}, fmt.Errorf("%s: header %s: %w", op, HeaderWebhookSignature, err)
-			}
 			if !more {
 				break
 			}
+			if err != nil {
+				malformed = err
+				continue
+			}
+			wellFormed = true
 			if e.version == standardVersion {
 				macs = append(macs, e.mac)
 			}
 		}
+	}
+	if !wellFormed {
+		if malformed == nil {
+			malformed = ErrMalformedHeader
+		}
+		return Verified{}, fmt.Errorf("%s: header %s has no well-formed entry: %w", op, HeaderWebhookSignature, malformed)
 	}
 
 	// Clamp so time.Unix cannot overflow; 2^62 s is beyond any tolerance.
@@ -234,24 +248,25 @@ func (v *Verifier) VerifyStandard(h http.Header, body []byte) (Verified, error) 
 			op, ts, ahead, v.tolerance, ErrTimestampTooNew)
 	}
 
-	if len(macs) > 0 {
-		usable := false
-		for _, s := range v.secrets {
-			if !s.hasStandardKey() {
-				continue
-			}
-			usable = true
-			var want [sha256.Size]byte
-			s.key.stdMAC(msgID, ts, body, &want)
-			for i := range macs {
-				if hmac.Equal(macs[i][:], want[:]) {
-					return Verified{Scheme: SchemeStandard, SecretID: s.id, MessageID: msgID, Timestamp: sent}, nil
-				}
+	usable := false
+	for _, s := range v.secrets {
+		if !s.hasStandardKey() {
+			continue
+		}
+		usable = true
+		if len(macs) == 0 {
+			break
+		}
+		var want [sha256.Size]byte
+		s.key.stdMAC(msgID, ts, body, &want)
+		for i := range macs {
+			if hmac.Equal(macs[i][:], want[:]) {
+				return Verified{Scheme: SchemeStandard, SecretID: s.id, MessageID: msgID, Timestamp: sent}, nil
 			}
 		}
-		if !usable {
-			return Verified{}, fmt.Errorf("%s: no secret has a %s form: %w", op, StandardSecretPrefix, ErrNotStandardSecret)
-		}
+	}
+	if !usable {
+		return Verified{}, fmt.Errorf("%s: no secret has a %s form: %w", op, StandardSecretPrefix, ErrNotStandardSecret)
 	}
 	return Verified{}, fmt.Errorf("%s: %w", op, ErrNoMatchingSignature)
 }
@@ -384,11 +399,16 @@ var strictStd = base64.StdEncoding.Strict()
 
 // nextSigEntry reads the first entry of a webhook-signature header value
 // and returns it with the rest of the value. more is false when only
-// separators (spaces and tabs) remain.
+// separators (spaces and tabs) remain. An entry that is not well formed is
+// returned as err (ErrMalformedHeader), with more true and rest after it,
+// so that the caller can skip it and read on.
 //
 // An entry is a version of ASCII letters and digits, a comma, and a value
-// of printable ASCII other than space. A v1 value must be the standard,
-// padded base64 of exactly 32 bytes. Anything else is ErrMalformedHeader.
+// of printable ASCII other than space and comma; text from a second comma
+// to the next separator is ignored, as the Standard Webhooks libraries do
+// (so "v1,<mac>," from header lines a proxy joined with ", " still reads
+// as one entry). A v1 value must be the standard, padded base64 of exactly
+// 32 bytes.
 func nextSigEntry(s string) (e sigEntry, rest string, more bool, err error) {
 	for len(s) > 0 && isOWS(s[0]) {
 		s = s[1:]
@@ -396,61 +416,74 @@ func nextSigEntry(s string) (e sigEntry, rest string, more bool, err error) {
 	if s == "" {
 		return sigEntry{}, "", false, nil
 	}
-	end, comma := 0, -1
+	end, comma, comma2 := 0, -1, -1
 	for ; end < len(s) && !isOWS(s[end]); end++ {
-		if comma < 0 && s[end] == ',' {
-			comma = end
+		if s[end] == ',' {
+			if comma < 0 {
+				comma = end
+			} else if comma2 < 0 {
+				comma2 = end
+			}
 		}
 	}
 	rest = s[end:]
-	if comma <= 0 || comma == end-1 {
-		return sigEntry{}, "", false, fmt.Errorf("entry is not <version>,<signature>: %w", ErrMalformedHeader)
+	if comma2 < 0 {
+		comma2 = end
 	}
-	version, value := s[:comma], s[comma+1:end]
+	if comma <= 0 || comma == comma2-1 {
+		return sigEntry{}, rest, true, fmt.Errorf("entry is not <version>,<signature>: %w", ErrMalformedHeader)
+	}
+	version, value := s[:comma], s[comma+1:comma2]
 	for i := 0; i < len(version); i++ {
 		if c := version[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return sigEntry{}, "", false, fmt.Errorf("signature version is not letters and digits: %w", ErrMalformedHeader)
+			return sigEntry{}, rest, true, fmt.Errorf("signature version is not letters and digits: %w", ErrMalformedHeader)
 		}
 	}
 	for i := 0; i < len(value); i++ {
 		if c := value[i]; c <= ' ' || c >= 0x7f {
-			return sigEntry{}, "", false, fmt.Errorf("signature is not printable ASCII: %w", ErrMalformedHeader)
+			return sigEntry{}, rest, true, fmt.Errorf("signature is not printable ASCII: %w", ErrMalformedHeader)
 		}
 	}
 	e = sigEntry{version: version, value: value}
 	if version == standardVersion {
 		if len(value) != standardSigB64Len {
-			return sigEntry{}, "", false, fmt.Errorf("v1 signature is not %d base64 characters: %w", standardSigB64Len, ErrMalformedHeader)
+			return sigEntry{}, rest, true, fmt.Errorf("v1 signature is not %d base64 characters: %w", standardSigB64Len, ErrMalformedHeader)
 		}
 		var src [standardSigB64Len]byte
 		copy(src[:], value)
 		var dst [sha256.Size + 1]byte
 		n, derr := strictStd.Decode(dst[:], src[:])
 		if derr != nil || n != sha256.Size {
-			return sigEntry{}, "", false, fmt.Errorf("v1 signature is not base64 of %d bytes: %w", sha256.Size, ErrMalformedHeader)
+			return sigEntry{}, rest, true, fmt.Errorf("v1 signature is not base64 of %d bytes: %w", sha256.Size, ErrMalformedHeader)
 		}
 		copy(e.mac[:], dst[:n])
 	}
 	return e, rest, true, nil
 }
 
-// parseSignatureHeader parses a whole webhook-signature value. A value
-// without entries is ErrMalformedHeader.
+// parseSignatureHeader parses a whole webhook-signature value into its well
+// formed entries, skipping the others, as VerifyStandard reads it. A value
+// without a well-formed entry is ErrMalformedHeader.
 func parseSignatureHeader(s string) ([]sigEntry, error) {
 	var entries []sigEntry
+	var lastErr error
 	for rest := s; ; {
 		e, r, more, err := nextSigEntry(rest)
-		if err != nil {
-			return nil, err
-		}
 		if !more {
 			break
 		}
-		entries = append(entries, e)
 		rest = r
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		entries = append(entries, e)
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("no signature entries: %w", ErrMalformedHeader)
+		if lastErr == nil {
+			lastErr = fmt.Errorf("no signature entries: %w", ErrMalformedHeader)
+		}
+		return nil, lastErr
 	}
 	return entries, nil
 }

@@ -68,8 +68,13 @@ func TestVerifyStandardTampering(t *testing.T) {
 		{name: "v1 unpadded", edit: set(signing.HeaderWebhookSignature, strings.TrimSuffix(swSignature, "=")), wantErr: signing.ErrMalformedHeader},
 		{name: "v1 of 31 bytes", edit: set(signing.HeaderWebhookSignature, "v1,"+base64.StdEncoding.EncodeToString(make([]byte, 31))), wantErr: signing.ErrMalformedHeader},
 		{name: "v1 hex instead of base64", edit: set(signing.HeaderWebhookSignature, "v1,"+strings.Repeat("ab", 32)), wantErr: signing.ErrMalformedHeader},
-		{name: "valid entry then garbage", edit: set(signing.HeaderWebhookSignature, swSignature+" garbage"), wantErr: signing.ErrMalformedHeader, why: "any malformed entry fails the header"},
-		{name: "comma separated entries", edit: set(signing.HeaderWebhookSignature, swSignature+","+swSignature), wantErr: signing.ErrMalformedHeader, why: "entries are space separated"},
+		{name: "valid entry then garbage", edit: set(signing.HeaderWebhookSignature, swSignature+" garbage"), why: "a malformed entry is skipped, as the reference libraries skip it"},
+		{name: "garbage then valid entry", edit: set(signing.HeaderWebhookSignature, "v1,abc "+swSignature), why: "a malformed entry is skipped"},
+		{name: "malformed entries only", edit: set(signing.HeaderWebhookSignature, "v1,abc garbage v1,"), wantErr: signing.ErrMalformedHeader, why: "no well-formed entry"},
+		{name: "malformed entries and a wrong one", edit: set(signing.HeaderWebhookSignature, "v1,abc v1,"+validSig), wantErr: signing.ErrNoMatchingSignature, why: "the well-formed entry is compared"},
+		{name: "lines joined with comma and space", edit: set(signing.HeaderWebhookSignature, swSignature+", v1,"+validSig), why: "a proxy may join header lines with \", \"; text after a second comma is ignored"},
+		{name: "comma separated entries", edit: set(signing.HeaderWebhookSignature, swSignature+","+swSignature), why: "as the reference libraries read it: text after a second comma is ignored"},
+		{name: "second comma ends a wrong value", edit: set(signing.HeaderWebhookSignature, "v1,"+validSig+","+swSignature[3:]), wantErr: signing.ErrNoMatchingSignature, why: "only the text between the first two commas is the value"},
 		{name: "only unknown versions", edit: set(signing.HeaderWebhookSignature, "v1a,"+validSig+" v2,whatever"), wantErr: signing.ErrNoMatchingSignature, why: "unknown versions are ignored, leaving nothing to match"},
 		{name: "unknown version beside v1", edit: set(signing.HeaderWebhookSignature, "v1a,c29tZXRoaW5n "+swSignature), why: "unknown versions are ignored"},
 		{name: "wrong v1 beside right v1", edit: set(signing.HeaderWebhookSignature, "v1,"+validSig+" "+swSignature), why: "any one matching entry verifies"},
@@ -381,6 +386,10 @@ func TestVerifyStandardWithoutStandardSecrets(t *testing.T) {
 	h := signedStandard(t, swMsgID, swTimestamp, []byte(swBody), mustSecret(t, idA, swSecret))
 	_, err := v.VerifyStandard(h, []byte(swBody))
 	require.ErrorIs(t, err, signing.ErrNotStandardSecret, "an explicit VerifyStandard with no whsec_ secret is a configuration error")
+
+	h.Set(signing.HeaderWebhookSignature, "v2,xyz")
+	_, err = v.VerifyStandard(h, []byte(swBody))
+	require.ErrorIs(t, err, signing.ErrNotStandardSecret, "also when the header holds no v1 entry to compare")
 }
 
 func TestNilAndZeroVerifier(t *testing.T) {
