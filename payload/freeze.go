@@ -323,8 +323,10 @@ func nilSlice(v any) bool {
 }
 
 // marshal is json.Marshal without HTML escaping, with errors mapped to this
-// package's sentinels.
-func marshal(v any) ([]byte, error) {
+// package's sentinels. A panic of a method encoding/json calls (a
+// MarshalJSON promoted through a nil embedded pointer, say) is an error.
+func marshal(v any) (_ []byte, err error) {
+	defer recoverMethod(&err)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -352,12 +354,22 @@ func marshal(v any) ([]byte, error) {
 // is not UTF-8 (encoding/json replaces the bytes with U+FFFD, which can even
 // make two keys one), and a value that contains itself (which recurses until
 // the stack runs out, a crash no recover catches). It walks what
-// encoding/json walks: pointers, interfaces, slices, arrays, maps and
-// exported struct fields, but not the insides of a json.Marshaler or
-// encoding.TextMarshaler; marshal checks what those write.
-func checkGoValue(v any) error {
+// encoding/json walks: pointers, interfaces, slices, arrays, maps and the
+// struct fields it writes, but not the insides of a json.Marshaler (marshal
+// checks what those write) or encoding.TextMarshaler (whose text it checks).
+func checkGoValue(v any) (err error) {
+	defer recoverMethod(&err)
 	var w goValueWalker
 	return w.walk(reflect.ValueOf(v), 0)
+}
+
+// recoverMethod turns a panic of a value's own method (MarshalJSON,
+// MarshalText), which Freeze calls on the host's values, into an error
+// matching ErrInvalidJSON in *err.
+func recoverMethod(err *error) {
+	if r := recover(); r != nil {
+		*err = errors.Join(ErrInvalidJSON, fmt.Errorf("a MarshalJSON or MarshalText method panicked: %v", r))
+	}
 }
 
 // cycleCheckDepth is the nesting from which goValueWalker remembers the
@@ -398,13 +410,10 @@ func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 	// Only types declared in a package, and pointers to them, have methods.
 	// Output is walked like any struct: its MarshalJSON writes its Items,
 	// which may hold anything, itself included.
-	// A method on *T is called only for an addressable T, as encoding/json
-	// does: elsewhere (a map value, say) T's fields are encoded instead.
-	if t != outputType && t != outputPtrType && (t.PkgPath() != "" || t.Kind() == reflect.Pointer) &&
-		(t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
-			t.Kind() != reflect.Pointer && v.CanAddr() &&
-				(reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType))) {
-		return nil // its own output: see marshal
+	if v.Kind() != reflect.Interface && t != outputType && t != outputPtrType && (t.PkgPath() != "" || t.Kind() == reflect.Pointer) {
+		if own, err := checkMethods(v); own {
+			return err
+		}
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -442,8 +451,8 @@ func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 		}
 		it := v.MapRange()
 		for it.Next() {
-			if k := it.Key(); k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
-				return ErrInvalidUTF8
+			if err := checkKey(it.Key()); err != nil {
+				return err
 			}
 			if err := w.walk(it.Value(), depth+1); err != nil {
 				return err
@@ -453,12 +462,85 @@ func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 		return w.walkElems(v, depth)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() || f.Anonymous {
+			if encoded(t.Field(i)) {
 				if err := w.walk(v.Field(i), depth+1); err != nil {
 					return err
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// encoded reports whether encoding/json writes struct field f, or the
+// fields inside it: not when it is tagged "-", unexported (unless it
+// embeds a struct, whose exported fields are promoted). Fields that
+// encoding/json drops because another field of the same name hides them
+// are still checked.
+func encoded(f reflect.StructField) bool {
+	if f.Tag.Get("json") == "-" {
+		return false
+	}
+	if f.Anonymous {
+		t := f.Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		return f.IsExported() || t.Kind() == reflect.Struct
+	}
+	return f.IsExported()
+}
+
+// checkMethods reports whether encoding/json writes v with a method of its
+// own, as it picks one: MarshalJSON (on *T when v is addressable, or on T)
+// before MarshalText. What MarshalJSON writes, marshal checks; what
+// MarshalText returns, encoding/json writes as a string with bytes that are
+// not UTF-8 replaced, so it is checked here.
+func checkMethods(v reflect.Value) (own bool, err error) {
+	t := v.Type()
+	addr := t.Kind() != reflect.Pointer && v.CanAddr()
+	switch {
+	case addr && reflect.PointerTo(t).Implements(marshalerType), t.Implements(marshalerType):
+		return true, nil
+	case addr && reflect.PointerTo(t).Implements(textMarshalerType):
+		return true, checkText(v.Addr())
+	case t.Implements(textMarshalerType):
+		if t.Kind() == reflect.Pointer && v.IsNil() {
+			return true, nil // written as null
+		}
+		return true, checkText(v)
+	}
+	return false, nil
+}
+
+// checkKey checks a map key as encoding/json writes it: a string key as it
+// is, another key through its MarshalText if it has one (else it is a
+// number).
+func checkKey(k reflect.Value) error {
+	if k.Kind() == reflect.String {
+		if !utf8.ValidString(k.String()) {
+			return ErrInvalidUTF8
+		}
+		return nil
+	}
+	if k.Type().Implements(textMarshalerType) {
+		if k.Kind() == reflect.Pointer && k.IsNil() {
+			return nil // written as ""
+		}
+		return checkText(k)
+	}
+	return nil
+}
+
+// checkText calls v's MarshalText and refuses text that is not UTF-8. An
+// error of MarshalText is left for encoding/json to return, as it will.
+func checkText(v reflect.Value) error {
+	if !v.CanInterface() {
+		return nil // reached through an unexported field: not written
+	}
+	b, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+	if err == nil && !utf8.Valid(b) {
+		return ErrInvalidUTF8
 	}
 	return nil
 }

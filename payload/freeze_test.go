@@ -217,6 +217,23 @@ func TestFreezeRejectsBadInput(t *testing.T) {
 		{"map value with a pointer MarshalJSON, field invalid UTF-8", func(c *payload.Callback) {
 			c.Metadata = map[string]ptrMarshaler{"k": {O: "\xff"}}
 		}, "metadata", payload.ErrInvalidUTF8},
+		// A struct that embeds a nil pointer gets its MarshalJSON, which
+		// encoding/json calls and which dereferences nil.
+		{"MarshalJSON promoted through a nil embedded pointer", func(c *payload.Callback) {
+			c.Metadata = map[string]any{"v": struct{ *time.Time }{}}
+		}, "metadata", payload.ErrInvalidJSON},
+		{"MarshalJSON that panics", func(c *payload.Callback) { c.Output = panicMarshaler{} }, "output", payload.ErrInvalidJSON},
+		{"MarshalText that panics", func(c *payload.Callback) { c.Output = []panicText{{}} }, "output", payload.ErrInvalidJSON},
+		// encoding/json writes MarshalText's bytes as a string with the
+		// invalid ones replaced: refused, as strings are.
+		{"MarshalText writes invalid UTF-8", func(c *payload.Callback) { c.Metadata = map[string]any{"t": badText(1)} }, "metadata", payload.ErrInvalidUTF8},
+		{"pointer MarshalText writes invalid UTF-8", func(c *payload.Callback) {
+			c.Metadata = &struct{ T ptrBadText }{}
+		}, "metadata", payload.ErrInvalidUTF8},
+		// ... which would also make two keys one.
+		{"MarshalText map keys invalid UTF-8", func(c *payload.Callback) {
+			c.Output = map[badText]int{1: 1, 2: 2}
+		}, "output", payload.ErrInvalidUTF8},
 		{"negative duration", func(c *payload.Callback) { c.DurationMS = -1 }, "duration_ms", payload.ErrNegativeDuration},
 		{"year 10000", func(c *payload.Callback) { c.CompletedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "completed_at", payload.ErrTimeOutOfRange},
 		{"year 0 after conversion", func(c *payload.Callback) {
@@ -244,6 +261,69 @@ type badMarshaler struct{}
 func (badMarshaler) MarshalJSON() ([]byte, error) { return []byte("\"\xff\""), nil }
 
 type embedded struct{ Name string }
+
+type panicMarshaler struct{}
+
+func (panicMarshaler) MarshalJSON() ([]byte, error) { panic("boom") }
+
+type panicText struct{}
+
+func (panicText) MarshalText() ([]byte, error) { panic("boom") }
+
+// badText's text starts with a byte that is never UTF-8.
+type badText int
+
+func (b badText) MarshalText() ([]byte, error) { return []byte{0xf8 + byte(b), 'a'}, nil }
+
+type ptrBadText struct{}
+
+func (*ptrBadText) MarshalText() ([]byte, error) { return []byte{0xff}, nil }
+
+// What encoding/json does not write is not checked: a field tagged "-"
+// (a back pointer that would be a cycle, text that is not UTF-8), an
+// unexported embedded non-struct. Freeze writes what json.Marshal writes.
+func TestFreezeChecksOnlyWhatEncodingJSONWrites(t *testing.T) {
+	type tree struct {
+		Name     string  `json:"name"`
+		Children []*tree `json:"children,omitempty"`
+		Parent   *tree   `json:"-"`
+		Secret   string  `json:"-"`
+	}
+	root := &tree{Name: "root"}
+	root.Children = []*tree{{Name: "child", Parent: root, Secret: "\xff"}}
+	type unexp string
+	type withUnexported struct {
+		unexp
+		Shown string
+	}
+	type dash struct {
+		Dash string `json:"-,"` // a field named "-": written, so checked
+	}
+	for name, v := range map[string]any{
+		"back pointer tagged -":          root,
+		"unexported embedded non-struct": withUnexported{unexp: "\xff", Shown: "ok"},
+		"text map keys":                  map[goodText]int{1: 1, 2: 2},
+		"nil pointer MarshalText":        struct{ T *ptrBadText }{},
+		"named field -":                  dash{Dash: "x"},
+	} {
+		c := base()
+		c.Output = v
+		b, err := payload.Freeze(c)
+		require.NoError(t, err, name)
+		want, err := json.Marshal(v)
+		require.NoError(t, err, name)
+		assert.Contains(t, string(b), `"output":`+string(want)+`,`, name)
+	}
+
+	c := base()
+	c.Output = dash{Dash: "\xff"}
+	_, err := payload.Freeze(c)
+	assert.ErrorIs(t, err, payload.ErrInvalidUTF8, `a field named "-" is written, so checked`)
+}
+
+type goodText int
+
+func (g goodText) MarshalText() ([]byte, error) { return []byte{'k', '0' + byte(g)}, nil }
 
 type node struct{ Next *node }
 
