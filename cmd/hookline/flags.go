@@ -157,7 +157,7 @@ func (f *signerFlags) signer(required bool) (*signing.Signer, error) {
 	s, err := signing.NewSigner(signing.SignerConfig{Keys: ring, Schemes: schemes, Prefix: f.prefix})
 	if err != nil {
 		if errors.Is(err, signing.ErrNotStandardSecret) {
-			return nil, fmt.Errorf("%v (use a whsec_ secret, or --scheme hex)", err)
+			return nil, fmt.Errorf("--secret is not a whsec_ secret, which --scheme %s needs: use one, or --scheme hex", f.scheme)
 		}
 		return nil, err
 	}
@@ -167,6 +167,7 @@ func (f *signerFlags) signer(required bool) (*signing.Signer, error) {
 // dbFlags are the flags of commands that use the Postgres store.
 type dbFlags struct {
 	dsn, schema string
+	cfg         *pgxpool.Config // parsed from dsn by check
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet, fromEnv bool) {
@@ -186,13 +187,19 @@ func (f *dbFlags) resolve() error {
 	if f.dsn == "" {
 		return errors.New("no database: pass --dsn or set HOOKLINE_DATABASE_URL")
 	}
-	return f.checkSchema()
+	return f.check()
 }
 
-// checkSchema refuses a --schema that no Store accepts, before connecting,
-// and an empty one, which the Store would read as the default while
-// messages named the empty one; an error is a usage error.
-func (f *dbFlags) checkSchema() error {
+// check parses the connection string, and refuses a --schema that no Store
+// accepts, before connecting, and an empty one, which the Store would read
+// as the default while messages named the empty one; an error is a usage
+// error.
+func (f *dbFlags) check() error {
+	cfg, err := pgxpool.ParseConfig(f.dsn)
+	if err != nil {
+		return fmt.Errorf("the connection string (--dsn or HOOKLINE_DATABASE_URL) does not parse: %w", err)
+	}
+	f.cfg = cfg
 	if f.schema == "" {
 		return fmt.Errorf("--schema is empty; leave it out for the default (%s)", postgres.DefaultSchema)
 	}
@@ -206,13 +213,14 @@ func (f *dbFlags) checkSchema() error {
 const connectTimeout = 15 * time.Second
 
 // open connects to the database and returns the Store over it; the caller
-// closes the pool. Errors are runtime failures.
+// closes the pool. It needs check first. Errors are runtime failures.
 func (f *dbFlags) open(ctx context.Context) (*pgxpool.Pool, *postgres.Store, error) {
-	cfg, err := pgxpool.ParseConfig(f.dsn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse the connection string: %w", err)
+	if f.cfg == nil {
+		if err := f.check(); err != nil {
+			return nil, nil, err
+		}
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, f.cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}

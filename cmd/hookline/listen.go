@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +98,8 @@ func newListenHandler(cfg listenConfig) (http.Handler, error) {
 	})
 	if err != nil {
 		if errors.Is(err, signing.ErrNotStandardSecret) {
-			return nil, fmt.Errorf("%w (use whsec_ secrets, or --scheme hex)", err)
+			n := 1 + slices.IndexFunc(cfg.Secrets, func(s string) bool { return !strings.HasPrefix(s, signing.StandardSecretPrefix) })
+			return nil, fmt.Errorf("secret #%d is not a whsec_ secret, which the standard scheme needs: use whsec_ secrets, or --scheme hex (%w)", n, signing.ErrNotStandardSecret)
 		}
 		return nil, err
 	}

@@ -161,6 +161,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"history", uuid.NewString(), "--dsn", "postgres://x", "--schema", "1st"}, "is not a plain identifier"},
 		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--duration-ms", "9223372036854775807"}, "duration_ms 9223372036854775807 is out of range"},
 		{[]string{"migrate", "--dsn", "postgres://x", "--schema", "bad-name", "extra"}, `unexpected argument "extra"`},
+		{[]string{"migrate", "--dsn", "not a dsn"}, "the connection string (--dsn or HOOKLINE_DATABASE_URL) does not parse"},
+		{[]string{"history", uuid.NewString(), "--dsn", "postgres://u:hunter2@:99999/db"}, "does not parse"},
+		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--dsn", "not a dsn"}, "does not parse"},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -464,4 +467,12 @@ func TestSendToListen(t *testing.T) {
 	assert.Equal(t, true, rep["verified"])
 	assert.Equal(t, "hex", rep["scheme"])
 	assert.NotEmpty(t, rep["headers"].(map[string]any)["Runflow-Request-Id"])
+}
+
+func TestBadDSNIsAUsageErrorWithoutThePassword(t *testing.T) {
+	t.Parallel()
+	r := hookline(t, nil, "migrate", "--dsn", "postgres://u:hunter2@:99999/db")
+	assert.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+	assert.Contains(t, r.stderr, "does not parse")
+	assert.NotContains(t, r.stderr, "hunter2", "the password stays out of the message")
 }

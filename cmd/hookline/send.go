@@ -245,7 +245,7 @@ func runSend(c *cli, args []string) int {
 		return c.usageError(cmd, "%v", err)
 	}
 	if db.dsn != "" {
-		if err := db.checkSchema(); err != nil {
+		if err := db.check(); err != nil {
 			return c.usageError(cmd, "%v", err)
 		}
 	}
@@ -411,7 +411,6 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-// printRecord prints a human summary of a delivery record.
 // redactedURL hides a password in a callback URL (a host with
 // AllowURLUserinfo may store one), for summaries that end up in terminals
 // and CI logs. The JSON record (--json) shows the URL as stored.
@@ -423,6 +422,7 @@ func redactedURL(s string) string {
 	return u.Redacted()
 }
 
+// printRecord prints a human summary of a delivery record.
 func printRecord(w io.Writer, rec *store.Delivery) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	kind := "automatic"

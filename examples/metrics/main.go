@@ -69,6 +69,10 @@ func (m *Metrics) Observer() delivery.Observer {
 func main() {
 	serve := flag.String("serve", "", "keep serving /debug/vars on this address")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "metrics: unexpected argument %q; every setting is a flag\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	if err := run(os.Stdout, *serve); err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
 		os.Exit(1)

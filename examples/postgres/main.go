@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,9 +52,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	schema := fs.String("schema", "hookline_example", "schema for hookline's tables (one of the example's own)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the delivery to end")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	logger := log.New(stderr, "", 0)
+	if fs.NArg() > 0 {
+		logger.Printf("postgres example: unexpected argument %q; the connection string is -dsn DSN", fs.Arg(0))
+		return 2
+	}
 	fail := func(format string, a ...any) int {
 		logger.Printf("postgres example: "+format, a...)
 		return 1

@@ -53,12 +53,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each attempt")
 	allowPrivate := fs.Bool("allow-private", false, "with -url, let the callback reach loopback and private addresses (turns the destination guard off; never do this in production)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	logger := log.New(stderr, "", 0)
 	usage := func(format string, a ...any) int {
 		logger.Printf("quickstart: "+format, a...)
 		return 2
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q: every setting is a flag (the receiver's URL is -url URL)", fs.Arg(0))
 	}
 
 	schemes, ok := map[string]signing.Scheme{
@@ -92,6 +98,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("%v", err)
 	}
 	signer, err := signing.NewSigner(signing.SignerConfig{Keys: ring, Schemes: schemes, Prefix: *prefix})
+	if errors.Is(err, signing.ErrNotStandardSecret) {
+		return usage("-secret is not a whsec_ secret, which -scheme %s needs: use one (signing.GenerateSecret makes them) or -scheme hex", *scheme)
+	}
 	if err != nil {
 		return usage("%v", err)
 	}

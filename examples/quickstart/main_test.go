@@ -97,6 +97,8 @@ func TestURLMode(t *testing.T) {
 		"zero attempts":        {"-attempts", "0"},
 		"unknown flag":         {"-nope"},
 		"standard needs whsec": {"-url", "https://example.com/", "-secret", "plain", "-scheme", "standard"},
+		"url without -url":     {"https://example.com/", "-secret", secret},
+		"argument after flags": {"-attempts", "2", "extra"},
 	} {
 		t.Run("usage error: "+name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -105,4 +107,10 @@ func TestURLMode(t *testing.T) {
 			assert.NotEmpty(t, stderr.String())
 		})
 	}
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 0, run([]string{"-h"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "-url", "the usage lists the flags")
 }

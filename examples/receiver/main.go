@@ -18,6 +18,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -99,7 +100,12 @@ func (rc *Receiver) forget(id string) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	prefix := flag.String("prefix", signing.DefaultPrefix, "header prefix of the hex scheme (<prefix>-Signature)")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "receiver: unexpected argument %q; the secrets come from HOOKLINE_SECRETS\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	var secrets []signing.Secret
 	for _, s := range strings.Split(os.Getenv("HOOKLINE_SECRETS"), ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -114,10 +120,17 @@ func main() {
 	if len(secrets) == 0 {
 		log.Fatal("set HOOKLINE_SECRETS to the signing secret(s), comma-separated")
 	}
-	// Both schemes, so that a sender set to either (hookline send --scheme
-	// hex, say) is accepted; the hex scheme is what the fallback to the
-	// batch below is for.
-	v, err := signing.NewVerifier(signing.VerifierConfig{Secrets: secrets, Schemes: signing.SchemeStandard | signing.SchemeHex})
+	// Both schemes when every secret is a whsec_ secret, so that a sender
+	// set to either (hookline send --scheme hex, say) is accepted, else the
+	// hex scheme alone, which takes any secret; the hex scheme is what the
+	// fallback to the batch below is for.
+	schemes := signing.SchemeStandard | signing.SchemeHex
+	for _, s := range strings.Split(os.Getenv("HOOKLINE_SECRETS"), ",") {
+		if s = strings.TrimSpace(s); s != "" && !strings.HasPrefix(s, signing.StandardSecretPrefix) {
+			schemes = signing.SchemeHex
+		}
+	}
+	v, err := signing.NewVerifier(signing.VerifierConfig{Secrets: secrets, Schemes: schemes, Prefix: *prefix})
 	if err != nil {
 		log.Fatal(err)
 	}
