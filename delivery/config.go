@@ -87,8 +87,10 @@ type Config struct {
 	// metadata), carrier-grade NAT, multicast, unspecified and other
 	// special-purpose addresses (BlockedRanges), checked on the address
 	// each connection is about to use, after DNS resolution. A refused
-	// attempt sends nothing and fails the delivery for good with reason
-	// store.ReasonBlockedDestination.
+	// attempt sends nothing and, when every address of the host is
+	// refused, fails the delivery for good with reason
+	// store.ReasonBlockedDestination (a host with an address the guard
+	// allows, which did not answer, is a connection error, retried).
 	//
 	// FOR DEVELOPMENT AND TESTS ONLY (a receiver on localhost or
 	// httptest.NewServer). Callback URLs are typed by your customers: with
@@ -103,7 +105,8 @@ type Config struct {
 	// matches the address connected to and, for an IPv4-mapped or NAT64
 	// address, the IPv4 address embedded in it; write IPv4 networks in
 	// IPv4 form. Host bits are ignored. Default: none. Must be empty when
-	// HTTPClient is set, since the guard belongs to the default client.
+	// HTTPClient is set, since the guard belongs to the default client, and
+	// when AllowPrivateNetworks is, which turns the guard off.
 	AllowedNetworks []netip.Prefix
 
 	// Workers is how many attempts run at once. Default DefaultWorkers.
@@ -317,6 +320,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HTTPClient != nil && len(c.AllowedNetworks) > 0 {
 		return bad("AllowedNetworks", "has no effect when HTTPClient is set: the destination guard belongs to the default client; leave it empty, or refuse addresses in your client's dialer")
 	}
+	if c.AllowPrivateNetworks && len(c.AllowedNetworks) > 0 {
+		return bad("AllowedNetworks", "has no effect when AllowPrivateNetworks is set, which turns the destination guard off; keep the guard and list your networks here, or leave it empty")
+	}
 	allowed, err := validateAllowedNetworks(c.AllowedNetworks)
 	if err != nil {
 		return bad("AllowedNetworks", err.Error())
@@ -340,22 +346,29 @@ func (c Config) withDefaults() (Config, error) {
 // refuses destinations through g at dial time. The rest of an attempt
 // (waiting for headers, reading the body) is bounded by the attempt's own
 // timer (see worker.begin), so the transport keeps no timer per request.
+// Its transport is made afresh, not copied from http.DefaultTransport, which
+// the host may have changed or replaced: a DialTLSContext there would dial
+// https callbacks past the guard, a TLSClientConfig would change how
+// receivers' certificates are checked.
 func defaultHTTPClient(attemptTimeout time.Duration, workers int, g *guard) *http.Client {
 	dialer := &net.Dialer{
 		Timeout:   min(maxConnectTimeout, attemptTimeout),
 		KeepAlive: 30 * time.Second,
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil // a proxy would be the guard's only destination
-	tr.DialContext = dialer.DialContext
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would be the guard's only destination
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0, // no global cap
+		MaxIdleConnsPerHost:   workers,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   min(maxConnectTimeout, attemptTimeout),
+		ExpectContinueTimeout: time.Second,
+	}
 	if g != nil {
-		dialer.Control = g.control
+		dialer.ControlContext = g.control
 		tr.DialContext = g.dialContext(dialer)
 	}
-	tr.TLSHandshakeTimeout = min(maxConnectTimeout, attemptTimeout)
-	tr.MaxIdleConns = 0 // no global cap
-	tr.MaxIdleConnsPerHost = workers
-	tr.ForceAttemptHTTP2 = true
 	return &http.Client{
 		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

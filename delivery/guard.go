@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -198,27 +199,71 @@ type guard struct {
 	allowed []netip.Prefix
 }
 
-// control is a net.Dialer Control function: it runs after DNS resolution,
-// on the address about to be connected to, before the connection is made.
-func (g *guard) control(network, address string, _ syscall.RawConn) error {
+// control is a net.Dialer ControlContext function: it runs after DNS
+// resolution, on each address about to be connected to, before the
+// connection is made, and counts what it lets through and what it refuses
+// in the dial's tally (see dialContext).
+func (g *guard) control(ctx context.Context, network, address string, _ syscall.RawConn) error {
+	t, _ := ctx.Value(tallyKey{}).(*dialTally)
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		// Fail closed: only TCP to an IP address is expected here.
 		return fmt.Errorf("destination guard: cannot parse %s address %q: %w", network, address, ErrBlockedDestination)
 	}
-	return CheckDestination(ap.Addr(), g.allowed)
+	if err := CheckDestination(ap.Addr(), g.allowed); err != nil {
+		if t != nil {
+			t.add(&t.refused, ap.Addr().String())
+		}
+		return err
+	}
+	if t != nil {
+		t.add(&t.allowed, ap.Addr().String())
+	}
+	return nil
 }
 
+// dialTally is what the guard decided during one dial: the addresses it let
+// through and those it refused. The dialer may try several addresses of a
+// host, in parallel for the two families.
+type dialTally struct {
+	mu               sync.Mutex
+	allowed, refused []string
+}
+
+func (t *dialTally) add(to *[]string, addr string) {
+	t.mu.Lock()
+	*to = append(*to, addr)
+	t.mu.Unlock()
+}
+
+type tallyKey struct{}
+
 // dialContext refuses, before any resolution, a host written as a number in
-// a non-standard IPv4 form, then dials through dialer (whose Control is
-// g.control).
+// a non-standard IPv4 form, then dials through dialer (whose ControlContext
+// is g.control). The dialer answers with the error of the first address it
+// tried: when that was a refusal but an address the guard allowed was tried
+// too, and failed, the host is not blocked but unreachable, and the error
+// says so (a connection error, retried) instead of refusing the delivery
+// for good depending on the order of the host's addresses.
 func (g *guard) dialContext(dialer *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		if host, _, err := net.SplitHostPort(address); err == nil && nonStandardIPv4(host) {
 			return nil, &URLError{URL: address, Reason: "host " + quote(host) + " is a number in a non-standard IPv4 form " +
 				"(decimal, octal, hexadecimal or fewer than four parts), which resolvers read differently; write the address as four decimal numbers"}
 		}
-		return dialer.DialContext(ctx, network, address)
+		t := &dialTally{}
+		conn, err := dialer.DialContext(context.WithValue(ctx, tallyKey{}, t), network, address)
+		if err == nil || !errors.Is(err, ErrBlockedDestination) {
+			return conn, err
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if len(t.allowed) == 0 {
+			return nil, err
+		}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf(
+			"no address the destination guard allows (%s) accepted a connection; refused: %s",
+			strings.Join(t.allowed, ", "), strings.Join(t.refused, ", "))}
 	}
 }
 

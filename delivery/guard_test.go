@@ -255,6 +255,8 @@ func TestConfigAllowedNetworksValidation(t *testing.T) {
 		}}, "[1] ::ffff:10.0.0.0/104 is an IPv4-mapped prefix"},
 		{"with HTTPClient", delivery.Config{Signer: signer, HTTPClient: &http.Client{},
 			AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "has no effect when HTTPClient is set"},
+		{"with AllowPrivateNetworks", delivery.Config{Signer: signer, AllowPrivateNetworks: true,
+			AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "has no effect when AllowPrivateNetworks is set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
