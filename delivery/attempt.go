@@ -150,7 +150,7 @@ func (d *Deliverer) releaseChain(rec *store.Delivery, next time.Time) {
 // release gives a leased delivery back, due at next, without an attempt,
 // and makes sure the dispatcher looks for it then.
 func (d *Deliverer) release(rec *store.Delivery, next time.Time) {
-	ctx := context.WithoutCancel(d.runCtx)
+	ctx := d.storeCtx
 	if d.leased(rec, "release", func(token uuid.UUID) error { return d.cfg.Store.Release(ctx, rec.ID, token, next) }, nil) == nil {
 		d.expectDue(next)
 	}
@@ -205,7 +205,7 @@ func (d *Deliverer) recordLoop() {
 // reports it.
 func (d *Deliverer) record(rec *store.Delivery, res store.Result) {
 	// Store calls outlive an abort: the lease must be recorded or released.
-	ctx := context.WithoutCancel(d.runCtx)
+	ctx := d.storeCtx
 	err := d.leased(rec, "record", func(token uuid.UUID) error { return d.cfg.Store.Record(ctx, token, res) },
 		func() bool { return d.recorded(ctx, rec.ID, res.Attempt.ID) })
 	if err != nil {
@@ -243,14 +243,18 @@ func (d *Deliverer) recorded(ctx context.Context, id, attemptID uuid.UUID) bool 
 // instead of being sent a second time.
 func (d *Deliverer) leased(rec *store.Delivery, op string, call func(token uuid.UUID) error, applied func() bool) error {
 	err := d.retryStore(op, func() error { return call(rec.LeaseToken) })
-	if errors.Is(err, store.ErrLeaseLost) {
+	// The dispatcher may have claimed the delivery again meanwhile, more
+	// than once if the clock jumped past a lease again: follow each claim.
+	for errors.Is(err, store.ErrLeaseLost) {
 		if applied != nil && applied() {
 			return nil
 		}
-		if newer := d.takeNewer(rec.ID); newer != nil {
-			rec.LeaseToken, rec.LeaseExpiresAt = newer.LeaseToken, newer.LeaseExpiresAt
-			err = d.retryStore(op, func() error { return call(rec.LeaseToken) })
+		newer := d.takeNewer(rec.ID)
+		if newer == nil {
+			break
 		}
+		rec.LeaseToken, rec.LeaseExpiresAt = newer.LeaseToken, newer.LeaseExpiresAt
+		err = d.retryStore(op, func() error { return call(rec.LeaseToken) })
 	}
 	return err
 }
@@ -394,7 +398,14 @@ func (d *Deliverer) send(ctx context.Context, w *worker, rec *store.Delivery, re
 		return 0, "", nil, reason, detail, time.Since(t0)
 	}
 	defer resp.Body.Close()
-	b, readErr := w.readBody(resp.Body, d.cfg.ResponseReadLimit)
+	var b []byte
+	var readErr error
+	if resp.StatusCode >= 200 {
+		b, readErr = w.readBody(resp.Body, d.cfg.ResponseReadLimit)
+	}
+	// else a 101 Switching Protocols, whose body is the connection itself:
+	// the attempt's context cannot interrupt a read of it, so a receiver
+	// that keeps it open would hold the worker; it is not read.
 	elapsed = time.Since(t0)
 	status, header = resp.StatusCode, resp.Header
 	if status < 100 || status > 999 {

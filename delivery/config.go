@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/hookline/hookline/signing"
@@ -239,9 +240,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Store == nil {
 		c.Store = store.NewMemory()
+	} else if isNilPointer(c.Store) {
+		return bad("Store", fmt.Sprintf("is a nil %T; leave it nil for a memory store, or pass one made by its constructor", c.Store))
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock()
+	} else if isNilPointer(c.Clock) {
+		return bad("Clock", fmt.Sprintf("is a nil %T; leave it nil for the system clock, or use NewManualClock", c.Clock))
 	}
 	if c.RetryPolicy == nil {
 		c.RetryPolicy = DefaultRetryPolicy
@@ -339,6 +344,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// isNilPointer reports whether v holds a nil pointer (an interface that is
+// not nil, but whose methods would dereference nil).
+func isNilPointer(v any) bool {
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }
 
 // defaultHTTPClient follows no redirect, keeps an idle connection per worker

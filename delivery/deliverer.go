@@ -28,25 +28,33 @@ import (
 // Make one with New; the zero Deliverer is not usable (its methods return
 // ErrInvalidConfig). All methods are safe for concurrent use. Deliver,
 // Redeliver, Get and History work whether or not the Deliverer is started;
-// only Start makes attempts.
+// only Start makes attempts. After Stop, Deliver and Redeliver still store
+// the delivery, for another Deliverer on the same Store to send; with none
+// (the memory store of a process that is shutting down, say), nothing will,
+// so stop calling them before Stop.
 type Deliverer struct {
 	cfg    Config
 	rt     http.RoundTripper // the default client's transport; nil with Config.HTTPClient
 	signer atomic.Pointer[signing.Signer]
 	wake   chan struct{} // capacity 1: "look at the Store again"
 
-	mu        sync.Mutex
-	state     int // 0 new, 1 started, 2 stopped
-	stopCh    chan struct{}
-	runCtx    context.Context
-	abort     context.CancelFunc   // aborts attempts in flight
-	done      chan struct{}        // closed when the dispatcher has returned
-	jobs      chan *store.Delivery // claimed deliveries for the workers
-	workers   sync.WaitGroup
-	busy      atomic.Int64 // claimed and handed to a worker, not yet finished; not those in a host's queue (see admit)
-	ahead     int64        // most deliveries busy at once: 2×Workers
-	refill    int64        // claim only when at least this many are free: Workers/2
-	hostQueue int          // most deliveries waiting for one host's slots (see admit)
+	mu     sync.Mutex
+	state  int // 0 new, 1 started, 2 stopped
+	stopCh chan struct{}
+	runCtx context.Context
+	abort  context.CancelFunc // aborts attempts in flight
+	// storeCtx is the context of Record and Release, which outlive an
+	// abort (a lease must be recorded or released); Stop cancels it once
+	// they have had stopGrace past its own context's end.
+	storeCtx    context.Context
+	storeCancel context.CancelFunc
+	done        chan struct{}        // closed when the dispatcher has returned
+	jobs        chan *store.Delivery // claimed deliveries for the workers
+	workers     sync.WaitGroup
+	busy        atomic.Int64 // claimed and handed to a worker, not yet finished; not those in a host's queue (see admit)
+	ahead       int64        // most deliveries busy at once: 2×Workers
+	refill      int64        // claim only when at least this many are free: Workers/2
+	hostQueue   int          // most deliveries waiting for one host's slots (see admit)
 
 	records   chan recordJob // attempts for the recorders; nil when workers record
 	recorders sync.WaitGroup
@@ -409,7 +417,7 @@ func (d *Deliverer) Deliver(ctx context.Context, callbackURL string, p payload.C
 // delivery once the transaction commits (at once with LISTEN/NOTIFY, else at
 // the next poll). A nil ins is refused with ErrInvalidConfig.
 func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
-	if ins == nil {
+	if ins == nil || isNilPointer(ins) {
 		return nil, fmt.Errorf("deliver batch %s: DeliverTx with a nil Inserter: %w", p.BatchID, ErrInvalidConfig)
 	}
 	return d.deliver(ctx, ins, callbackURL, p)
@@ -509,6 +517,10 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 		return nil, fmt.Errorf("new delivery id: %w", err)
 	}
 	now := d.cfg.Clock.Now()
+	if y := now.UTC().Year(); y < store.MinYear || y > store.MaxYear || now.IsZero() {
+		return nil, fmt.Errorf("the Clock reads %s, outside the years %d to %d a Store keeps (a ManualClock starts at the zero time: make it with NewManualClock, or Set it): %w",
+			now.UTC().Format(time.RFC3339), store.MinYear, store.MaxYear, ErrInvalidConfig)
+	}
 	rec := &store.Delivery{
 		ID:            id,
 		BatchID:       batchID,
@@ -673,6 +685,7 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	}
 	d.state = 1
 	d.runCtx, d.abort = context.WithCancel(ctx)
+	d.storeCtx, d.storeCancel = context.WithCancel(context.WithoutCancel(d.runCtx))
 	var notified <-chan struct{}
 	if n, ok := d.cfg.Store.(store.Notifier); ok {
 		notified = n.Notify(d.runCtx)
@@ -725,6 +738,11 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	return nil
 }
 
+// stopGrace is how long Stop, once its context has ended, waits for the
+// Store calls that release the leases of aborted attempts or record
+// finished ones, before it cancels them.
+const stopGrace = 2 * time.Second
+
 // Stop stops claiming new deliveries and waits for the attempts in flight to
 // finish and be recorded, and for Deliver calls that are handing their new
 // delivery straight to a worker (which then give it back, due at once). If
@@ -732,7 +750,9 @@ func (d *Deliverer) Start(ctx context.Context) error {
 // due again at once, for this or another process) and returns ctx's error.
 // Either way no delivery is left leased by this Deliverer, except: one whose
 // Record or Release fails once ctx has ended (it is not retried; its lease
-// expires); one that a Claim cut off by ctx had leased; and one a Deliver
+// expires), or has not returned 2 seconds after (Stop then cancels it, so
+// that a Store that stopped answering cannot hold Stop); one that a Claim
+// cut off by ctx had leased; and one a Deliver
 // was still inserting, which that Deliver gives back itself when its insert
 // returns, after Stop has returned. An Observer hook that is running is
 // waited for even then (see Observer). Stop on a Deliverer never started, or
@@ -769,10 +789,18 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	case <-finished:
 	case <-ctx.Done():
 		d.abort()
-		<-finished
+		select {
+		case <-finished:
+		case <-time.After(stopGrace):
+			// A Store that does not answer: its calls are given up, and
+			// their leases expire.
+			d.storeCancel()
+			<-finished
+		}
 		err = ctx.Err()
 	}
 	d.abort()
+	d.storeCancel()
 	if tr, ok := d.rt.(interface{ CloseIdleConnections() }); ok {
 		tr.CloseIdleConnections() // no keep-alive goroutine outlives the Deliverer
 	}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/hookline/hookline/store"
 )
@@ -48,10 +49,12 @@ func (e *URLError) Error() string {
 // Unwrap returns ErrInvalidURL.
 func (e *URLError) Unwrap() error { return ErrInvalidURL }
 
-// quote quotes s, cut to its first 100 bytes (at a character boundary).
+// quote quotes s, cut to its first 100 bytes (at a character boundary), as
+// a Go string literal: control characters escaped, so that a URL or header
+// from a customer cannot start a new line in a log.
 func quote(s string) string {
 	if len(s) > 100 {
 		s = cutAt(s, 100) + "…"
 	}
-	return "\"" + s + "\""
+	return strconv.Quote(s)
 }

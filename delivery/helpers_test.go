@@ -46,7 +46,9 @@ type harness struct {
 
 // noJitter is the default schedule without jitter, so tests can assert the
 // exact attempt times.
-func noJitter() backoff.BackOff { return &delivery.Schedule{Delays: delivery.DefaultSchedule} }
+func noJitter() backoff.BackOff {
+	return &delivery.Schedule{Delays: delivery.DefaultSchedule, RepeatLast: true}
+}
 
 func newSecret(t testing.TB) signing.Secret {
 	t.Helper()

@@ -23,7 +23,8 @@ type RetryPolicy func() backoff.BackOff
 // DefaultSchedule is the delay before each retry of DefaultRetryPolicy:
 // attempt 1 runs at once, attempt 2 five seconds after it failed, and so on,
 // the schedule of the most widely used webhook sender (Svix). With
-// DefaultMaxAttempts (8) it spans about 27 hours.
+// DefaultMaxAttempts (8) it spans about 27 hours; with a larger MaxAttempts
+// its last delay repeats.
 var DefaultSchedule = []time.Duration{
 	5 * time.Second,
 	5 * time.Minute,
@@ -38,18 +39,23 @@ var DefaultSchedule = []time.Duration{
 // multiplied by a factor drawn uniformly from [0.8, 1.2].
 const DefaultJitter = 0.2
 
-// DefaultRetryPolicy returns DefaultSchedule with DefaultJitter.
+// DefaultRetryPolicy returns DefaultSchedule with DefaultJitter, its last
+// delay repeating, so that MaxAttempts alone ends a failing delivery.
 func DefaultRetryPolicy() backoff.BackOff {
-	return &Schedule{Delays: DefaultSchedule, Jitter: DefaultJitter}
+	return &Schedule{Delays: DefaultSchedule, Jitter: DefaultJitter, RepeatLast: true}
 }
 
 // ExponentialRetryPolicy returns a RetryPolicy of exponential delays:
-// initial, then multiplied by 2 each time up to max, each randomized by ±20%.
-func ExponentialRetryPolicy(initial, max time.Duration) RetryPolicy {
+// initial, then multiplied by 2 each time up to maxDelay, each randomized by
+// ±20%. An initial below a millisecond is read as a millisecond, a maxDelay
+// below initial as initial.
+func ExponentialRetryPolicy(initial, maxDelay time.Duration) RetryPolicy {
+	initial = max(initial, time.Millisecond)
+	maxDelay = max(maxDelay, initial)
 	return func() backoff.BackOff {
 		b := backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(initial),
-			backoff.WithMaxInterval(max),
+			backoff.WithMaxInterval(maxDelay),
 			backoff.WithMultiplier(2),
 			backoff.WithRandomizationFactor(0.2),
 			backoff.WithMaxElapsedTime(0), // MaxAttempts bounds it instead
@@ -59,32 +65,39 @@ func ExponentialRetryPolicy(initial, max time.Duration) RetryPolicy {
 }
 
 // Schedule is a backoff.BackOff that returns fixed delays in order, then
-// backoff.Stop. Jitter (0 to 1) randomizes each delay by up to that fraction
-// either way; Rand, when set, supplies the random numbers in [0, 1) (set it,
-// or Jitter to 0, for repeatable tests). A Schedule is not safe for
-// concurrent use; a RetryPolicy returns a new one per delivery.
+// backoff.Stop, or, with RepeatLast, its last delay again and again.
+// Jitter (0 to 1; values outside are read as the nearer bound) randomizes
+// each delay by up to that fraction either way; Rand, when set, supplies the
+// random numbers in [0, 1) (set it, or Jitter to 0, for repeatable tests).
+// A negative delay is read as 0. A Schedule is not safe for concurrent use;
+// a RetryPolicy returns a new one per delivery.
 type Schedule struct {
-	Delays []time.Duration
-	Jitter float64
-	Rand   func() float64
-	next   int
+	Delays     []time.Duration
+	Jitter     float64
+	Rand       func() float64
+	RepeatLast bool
+	next       int
 }
 
 // NextBackOff returns the next delay, or backoff.Stop when none is left.
 func (s *Schedule) NextBackOff() time.Duration {
-	if s.next >= len(s.Delays) {
+	if len(s.Delays) == 0 || s.next >= len(s.Delays) && !s.RepeatLast {
 		return backoff.Stop
 	}
-	d := s.Delays[s.next]
-	s.next++
-	if s.Jitter <= 0 {
+	d := s.Delays[min(s.next, len(s.Delays)-1)]
+	if s.next < len(s.Delays) {
+		s.next++
+	}
+	d = max(d, 0)
+	jitter := min(max(s.Jitter, 0), 1)
+	if jitter == 0 {
 		return d
 	}
 	r := rand.Float64
 	if s.Rand != nil {
 		r = s.Rand
 	}
-	f := 1 + s.Jitter*(2*r()-1)
+	f := 1 + jitter*(2*min(max(r(), 0), 1)-1)
 	return time.Duration(float64(d) * f)
 }
 

@@ -1,0 +1,247 @@
+package delivery_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/delivery"
+	"github.com/hookline/hookline/store"
+)
+
+// A 101 Switching Protocols hands back the connection as the body, which the
+// attempt's timer cannot interrupt: it is not read, so a receiver that keeps
+// the connection open holds no worker.
+func TestSwitchingProtocolsDoesNotHoldTheWorker(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				if _, err := http.ReadRequest(r); err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+				time.Sleep(time.Minute) // and say nothing more
+			}()
+		}
+	}()
+	h := newHarness(t, nil, func(c *delivery.Config) { c.AttemptTimeout = time.Second })
+	got := h.waitAttempts(h.deliver("http://"+ln.Addr().String()+"/hooks").ID, 1)
+	require.Len(t, got.Attempts, 1)
+	assert.Equal(t, 101, got.Attempts[0].StatusCode)
+	assert.Equal(t, store.ReasonHTTPError, got.FailureReason, "%s", got.FailureDetail)
+	assert.Less(t, got.Attempts[0].ResponseTimeMS, int64(1000), "the attempt did not wait for the connection")
+}
+
+// hangingStore is a memory store whose Record and Release, once hang is
+// set, wait for their context to end, as a database that stopped answering.
+type hangingStore struct {
+	*store.Memory
+	hang    atomic.Bool
+	entered chan struct{}
+}
+
+func (s *hangingStore) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
+	if s.hang.Load() {
+		s.entered <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.Memory.Record(ctx, token, r)
+}
+
+func (s *hangingStore) Release(ctx context.Context, id, token uuid.UUID, next time.Time) error {
+	if s.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.Memory.Release(ctx, id, token, next)
+}
+
+// Stop's context bounds it even when the Store stops answering mid-Record:
+// Stop gives the Store's calls a short grace, then cancels them (their
+// leases expire).
+func TestStopIsBoundedWhenTheStoreHangs(t *testing.T) {
+	t.Parallel()
+	st := &hangingStore{Memory: store.NewMemory(), entered: make(chan struct{}, 1)}
+	st.hang.Store(true)
+	h := newHarness(t, nil, func(c *delivery.Config) { c.Store = st })
+	h.deliver(h.srv.URL + "/hooks")
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt was never recorded")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := h.d.Stop(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 5*time.Second, "Stop returns about 2 s after its context ended")
+}
+
+// claimCounter is a memory store that counts Claims, and whose second
+// Record first moves the clock past the lease again and waits for the
+// dispatcher to claim the delivery once more.
+type claimCounter struct {
+	*store.Memory
+	clock   *delivery.ManualClock
+	lease   time.Duration
+	claims  atomic.Int32
+	records atomic.Int32
+}
+
+func (s *claimCounter) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	ds, err := s.Memory.Claim(ctx, now, limit, lease)
+	if len(ds) > 0 {
+		s.claims.Add(1)
+	}
+	return ds, err
+}
+
+func (s *claimCounter) Record(ctx context.Context, token uuid.UUID, r store.Result) error {
+	if s.records.Add(1) == 2 {
+		s.reclaim()
+	}
+	return s.Memory.Record(ctx, token, r)
+}
+
+// reclaim moves the clock past the current lease and waits until the
+// dispatcher has claimed the delivery again.
+func (s *claimCounter) reclaim() {
+	n := s.claims.Load()
+	s.clock.Advance(s.lease + time.Second)
+	for deadline := time.Now().Add(10 * time.Second); s.claims.Load() == n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// An attempt whose lease the clock overtook twice while it ran is recorded
+// once, under the newest claim, and not sent again.
+func TestAttemptOvertakenByTwoClaimsIsRecordedOnce(t *testing.T) {
+	t.Parallel()
+	const lease = 20 * time.Second
+	release := make(chan struct{})
+	var reqs atomic.Int32
+	var st *claimCounter
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		if reqs.Add(1) == 1 {
+			<-release
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}, func(c *delivery.Config) {
+		c.Lease, c.AttemptTimeout = lease, 5*time.Second
+		st = &claimCounter{Memory: store.NewMemory(), clock: c.Clock.(*delivery.ManualClock), lease: lease}
+		c.Store = st
+	})
+	h.st = st.Memory
+	rec := h.deliver(h.srv.URL + "/hooks")
+	require.Eventually(t, func() bool { return reqs.Load() == 1 }, 10*time.Second, time.Millisecond)
+	st.reclaim() // the first claim overtaken while the request is out
+	close(release)
+	h.waitAttempts(rec.ID, 1)
+	// The clock has moved past the attempt's retry (5 s after it), which
+	// may go out now: every request sent must be an attempt recorded.
+	settle()
+	got, err := st.Get(context.Background(), rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, int(reqs.Load()), got.AttemptCount, "every request sent is recorded as an attempt; none is dropped and sent again")
+	assert.Equal(t, store.StatusPending, got.Status)
+}
+
+func TestNilPointersInConfigAreRefused(t *testing.T) {
+	t.Parallel()
+	signer := newSigner(t, newSecret(t))
+	for field, cfg := range map[string]delivery.Config{
+		"Store": {Signer: signer, Store: (*store.Memory)(nil)},
+		"Clock": {Signer: signer, Clock: (*delivery.ManualClock)(nil)},
+	} {
+		_, err := delivery.New(cfg)
+		require.ErrorIs(t, err, delivery.ErrInvalidConfig, field)
+		assert.Contains(t, err.Error(), "Config."+field)
+	}
+	d, err := delivery.New(delivery.Config{Signer: signer})
+	require.NoError(t, err)
+	_, err = d.DeliverTx(context.Background(), (*store.Memory)(nil), "https://example.com/", callback(uuid.New()))
+	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
+}
+
+// The zero ManualClock reads the zero time, which no Store keeps: Deliver
+// says so instead of failing in the Store with an untyped error.
+func TestDeliverWithAClockAtTheZeroTime(t *testing.T) {
+	t.Parallel()
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Clock: &delivery.ManualClock{}})
+	require.NoError(t, err)
+	_, err = d.Deliver(context.Background(), "https://example.com/", callback(uuid.New()))
+	require.ErrorIs(t, err, delivery.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "NewManualClock")
+}
+
+// With the default policy, MaxAttempts alone ends a failing delivery: past
+// DefaultSchedule, its last delay repeats. A Schedule without RepeatLast
+// stops after its delays.
+func TestDefaultPolicyRepeatsItsLastDelay(t *testing.T) {
+	t.Parallel()
+	b := delivery.DefaultRetryPolicy()
+	last := delivery.DefaultSchedule[len(delivery.DefaultSchedule)-1]
+	for i := range 20 {
+		d := b.NextBackOff()
+		require.NotEqual(t, backoff.Stop, d, "delay %d", i+1)
+		if i >= len(delivery.DefaultSchedule) {
+			assert.InDelta(t, float64(last), float64(d), float64(last)*delivery.DefaultJitter, "delay %d", i+1)
+		}
+	}
+	s := &delivery.Schedule{Delays: []time.Duration{time.Second}}
+	assert.Equal(t, time.Second, s.NextBackOff())
+	assert.Equal(t, backoff.Stop, s.NextBackOff())
+	assert.Equal(t, backoff.Stop, (&delivery.Schedule{RepeatLast: true}).NextBackOff(), "no delays: nothing to repeat")
+}
+
+// Delays never come out negative (-1 ns is backoff.Stop, which would end a
+// delivery early), whatever Jitter, Rand or the delays say.
+func TestRetryDelaysAreNeverNegative(t *testing.T) {
+	t.Parallel()
+	for name, b := range map[string]backoff.BackOff{
+		"jitter above 1":       &delivery.Schedule{Delays: []time.Duration{time.Nanosecond, time.Second}, Jitter: 3, Rand: func() float64 { return 0 }},
+		"negative delay":       &delivery.Schedule{Delays: []time.Duration{-5 * time.Second}},
+		"rand out of range":    &delivery.Schedule{Delays: []time.Duration{time.Second}, Jitter: 0.5, Rand: func() float64 { return -7 }},
+		"negative exponential": delivery.ExponentialRetryPolicy(-1, -1)(),
+	} {
+		d := b.NextBackOff()
+		assert.GreaterOrEqual(t, d, time.Duration(0), "%s: first delay", name)
+	}
+}
+
+// A refused URL is quoted with its control characters escaped, so that it
+// cannot start a line of its own in a log.
+func TestURLErrorEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
+	err := delivery.ValidateURL("https://example.com/\r\nlevel=ERROR msg=forged\x00", false)
+	require.ErrorIs(t, err, delivery.ErrInvalidURL)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.NotContains(t, err.Error(), "\r")
+	assert.NotContains(t, err.Error(), "\x00")
+	assert.Contains(t, err.Error(), `\r\nlevel=ERROR`)
+	assert.True(t, strings.HasPrefix(err.Error(), `invalid callback URL "https://example.com/`), err.Error())
+	_ = httptest.NewRecorder
+}
