@@ -85,7 +85,9 @@ func newListenHandler(cfg listenConfig) (http.Handler, error) {
 	for i, text := range cfg.Secrets {
 		s, err := signing.NewSecret(secretID(i+1), text)
 		if err != nil {
-			return nil, fmt.Errorf("secret #%d: %w", i+1, err)
+			// The error names the secret by the id listen gave it, which
+			// means nothing to the user; the number does.
+			return nil, fmt.Errorf("secret #%d: %s", i+1, strings.TrimPrefix(err.Error(), "new secret "+secretID(i+1).String()+": "))
 		}
 		secrets[i] = s
 	}
