@@ -3,9 +3,9 @@ package delivery_test
 import (
 	"bufio"
 	"context"
+	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,6 +226,9 @@ func TestRetryDelaysAreNeverNegative(t *testing.T) {
 		"negative delay":       &delivery.Schedule{Delays: []time.Duration{-5 * time.Second}},
 		"rand out of range":    &delivery.Schedule{Delays: []time.Duration{time.Second}, Jitter: 0.5, Rand: func() float64 { return -7 }},
 		"negative exponential": delivery.ExponentialRetryPolicy(-1, -1)(),
+		"NaN jitter":           &delivery.Schedule{Delays: []time.Duration{time.Hour}, Jitter: math.NaN()},
+		"NaN rand":             &delivery.Schedule{Delays: []time.Duration{time.Hour}, Jitter: 0.2, Rand: math.NaN},
+		"overflowing jitter":   &delivery.Schedule{Delays: []time.Duration{math.MaxInt64 / 10 * 9}, Jitter: 0.2, Rand: func() float64 { return 0.99 }},
 	} {
 		d := b.NextBackOff()
 		assert.GreaterOrEqual(t, d, time.Duration(0), "%s: first delay", name)
@@ -243,5 +246,30 @@ func TestURLErrorEscapesControlCharacters(t *testing.T) {
 	assert.NotContains(t, err.Error(), "\x00")
 	assert.Contains(t, err.Error(), `\r\nlevel=ERROR`)
 	assert.True(t, strings.HasPrefix(err.Error(), `invalid callback URL "https://example.com/`), err.Error())
-	_ = httptest.NewRecorder
+}
+
+// A Stop whose context ends while a Deliver is inside InsertLeased returns;
+// the Deliver then gives its delivery back itself (it is due again at once,
+// not leased until the lease expires).
+func TestDeliverGivesBackAfterATimedOutStop(t *testing.T) {
+	t.Parallel()
+	st := &gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	delivered := make(chan error, 1)
+	go func() {
+		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
+		delivered <- err
+	}()
+	id := <-st.inserted
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, d.Stop(ctx), context.DeadlineExceeded)
+	close(st.gate)
+	require.NoError(t, <-delivered)
+	got, err := st.Get(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, uuid.Nil, got.LeaseToken, "given back, not left leased")
+	assert.Equal(t, store.StatusPending, got.Status)
 }

@@ -156,17 +156,18 @@ func dnsAnswer(q []byte, addrs []string) []byte {
 	return resp
 }
 
-// Digits and dots outside ASCII become ASCII ones on the way to DNS (IDNA),
-// so ValidateURL refuses them as it refuses the hosts they spell; host
-// names of letters in any script pass.
-func TestValidateURLRefusesNumericLookalikes(t *testing.T) {
+// Full-width and similar forms of digits, letters and dots become ASCII on
+// the way to DNS (IDNA), so ValidateURL refuses them as it refuses the hosts
+// they spell; host names in any script, their own digits included, pass.
+func TestValidateURLRefusesASCIILookalikes(t *testing.T) {
 	t.Parallel()
-	for _, host := range []string{"１２７.０.０.１", "127.0.0.１", "０ｘ７ｆ.１", "２１３０７０６４３３", "example。com", "example．com", "example｡com", "ｅｘａｍｐｌｅ.com", "𝟏𝟐𝟕.0.0.1"} {
+	for _, host := range []string{"１２７.０.０.１", "127.0.0.１", "０ｘ７ｆ.１", "２１３０７０６４３３", "example。com", "example．com",
+		"example｡com", "ｅｘａｍｐｌｅ.com", "𝟏𝟐𝟕.0.0.1", "0ⓧ7f000001", "127.0.0.0ⓧ1", "127.0.0.¹", "①②⑦.0.0.1", "ℯxample.com", "exampl﹒com"} {
 		err := delivery.ValidateURL("http://"+host+"/hooks", false)
 		require.ErrorIs(t, err, delivery.ErrInvalidURL, "%q", host)
-		assert.Contains(t, err.Error(), "outside ASCII", "%q", host)
+		assert.Contains(t, err.Error(), "becomes ASCII", "%q", host)
 	}
-	for _, host := range []string{"bücher.example", "例え.テスト", "xn--bcher-kva.example"} {
+	for _, host := range []string{"bücher.example", "例え.テスト", "xn--bcher-kva.example", "مثال٣.example", "ทดสอบ๑.example", "пример.рф"} {
 		assert.NoError(t, delivery.ValidateURL("https://"+host+"/hooks", false), "%q", host)
 	}
 }

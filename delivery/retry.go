@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 // failed attempt; since a delivery may move between processes, it rebuilds
 // the state for attempt n by calling NextBackOff n times on a new BackOff.
 // backoff.Stop ends the delivery as failed, as does reaching MaxAttempts.
+// Another negative delay is read as 0, and one longer than a year as a year.
 //
 // DefaultRetryPolicy is the default; ExponentialRetryPolicy is the usual
 // alternative; any function returning a backoff.BackOff works.
@@ -89,23 +91,35 @@ func (s *Schedule) NextBackOff() time.Duration {
 		s.next++
 	}
 	d = max(d, 0)
-	jitter := min(max(s.Jitter, 0), 1)
-	if jitter == 0 {
+	jitter := s.Jitter
+	if !(jitter > 0) { // NaN included
 		return d
 	}
+	jitter = min(jitter, 1)
 	r := rand.Float64
 	if s.Rand != nil {
 		r = s.Rand
 	}
-	f := 1 + jitter*(2*min(max(r(), 0), 1)-1)
-	return time.Duration(float64(d) * f)
+	u := r()
+	if !(u >= 0) { // NaN included
+		u = 0.5
+	}
+	v := float64(d) * (1 + jitter*(2*min(u, 1)-1))
+	if v >= math.MaxInt64 {
+		return d
+	}
+	return time.Duration(v)
 }
 
 // Reset starts the schedule again from its first delay.
 func (s *Schedule) Reset() { s.next = 0 }
 
-// delayAfter returns the policy's delay after failed attempt n (from 1), or
-// backoff.Stop.
+// maxRetryDelay bounds the delay of any RetryPolicy, so that a retry falls
+// due within the years every Store keeps.
+const maxRetryDelay = 365 * 24 * time.Hour
+
+// delayAfter returns the policy's delay after failed attempt n (from 1),
+// within 0 and maxRetryDelay, or backoff.Stop.
 func delayAfter(p RetryPolicy, n int) time.Duration {
 	b := p()
 	d := backoff.Stop
@@ -114,7 +128,7 @@ func delayAfter(p RetryPolicy, n int) time.Duration {
 			return d
 		}
 	}
-	return d
+	return min(max(d, 0), maxRetryDelay)
 }
 
 // retryAfter parses a Retry-After header (delay-seconds or an HTTP date) as a

@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -16,8 +15,9 @@ const MaxURLLength = 2048
 // (unless allowUserinfo), valid UTF-8 with no whitespace or control
 // characters, and no host that ends in a number without being a canonical
 // IP address ("2130706433", "0177.0.0.1", "127.1"), since resolvers disagree
-// on what such hosts mean, nor one with digits or dots outside ASCII
-// ("１２７.０.０.１"), which become such hosts on the way to DNS. It returns a *URLError matching ErrInvalidURL, or
+// on what such hosts mean, nor one with full-width or similar forms of
+// letters, digits or dots ("１２７.０.０.１"), which become such hosts on
+// the way to DNS. It returns a *URLError matching ErrInvalidURL, or
 // nil. It does not resolve the host; the destination guard checks the
 // address at dial time.
 func ValidateURL(raw string, allowUserinfo bool) error {
@@ -47,7 +47,7 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 		return bad("no host")
 	}
 	if numericLookalike(u.Hostname()) {
-		return bad("host has digits or dots outside ASCII (full-width, say), which become ASCII digits and dots on the way to DNS; write the host in ASCII (punycode for an international name)")
+		return bad("host has a full-width, circled, mathematical or similar form of a letter, digit or dot, which becomes ASCII on the way to DNS; write the host in ASCII (punycode for an international name)")
 	}
 	if nonStandardIPv4(u.Hostname()) {
 		return bad("host is a number in a non-standard IPv4 form (decimal, octal, hexadecimal or fewer than four parts), which resolvers read differently; write the address as four decimal numbers")
@@ -63,23 +63,47 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 	return nil
 }
 
-// numericLookalike reports whether host holds a character outside ASCII
-// that the IDNA mapping net/http applies before resolving a host turns into
-// an ASCII digit, letter or dot: a number of any script, a full-width form,
-// an ideographic or full-width full stop. "１２７.０.０.１" is then
-// 127.0.0.1, and "０ｘ７ｆ.１" a non-standard IPv4 form. International host
-// names of letters pass (the guard checks every address at dial time in
-// any case).
+// numericLookalike reports whether host holds a character of the Unicode
+// blocks whose compatibility forms the IDNA mapping net/http applies before
+// resolving a host turns into ASCII letters, digits or dots: full-width,
+// circled, parenthesized, mathematical, superscript and subscript forms,
+// modifier letters, letter-like symbols, Roman numerals, small forms and
+// ligatures, and the ideographic full stops. "１２７.０.０.１" is then
+// 127.0.0.1, and "0ⓧ7f000001" a non-standard IPv4 form. International
+// host names in their own scripts pass, digits included ("مثال٣"), as does
+// Latin with diacritics ("bücher"); the guard checks every address at dial
+// time in any case.
 func numericLookalike(host string) bool {
 	for _, r := range host {
 		if r < utf8.RuneSelf {
 			continue
 		}
-		if unicode.IsNumber(r) || r >= 0xFF01 && r <= 0xFF5E || r == 0x3002 || r == 0xFF61 {
-			return true
+		for _, b := range asciiLookalikeBlocks {
+			if b[0] <= r && r <= b[1] {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// asciiLookalikeBlocks are the ranges numericLookalike refuses.
+var asciiLookalikeBlocks = [][2]rune{
+	{0x00AA, 0x00AA}, {0x00B2, 0x00B3}, {0x00B9, 0x00BA}, // ª ² ³ ¹ º
+	{0x02B0, 0x02FF},   // spacing modifier letters
+	{0x1D2C, 0x1D6A},   // modifier letters (phonetic extensions)
+	{0x1D9B, 0x1DBF},   // modifier letters (supplement)
+	{0x2070, 0x209F},   // superscripts and subscripts
+	{0x2100, 0x218F},   // letter-like symbols, number forms
+	{0x2460, 0x24FF},   // enclosed alphanumerics
+	{0x3002, 0x3002},   // ideographic full stop
+	{0x3200, 0x33FF},   // enclosed CJK letters and months, CJK compatibility
+	{0xFB00, 0xFB06},   // Latin ligatures
+	{0xFE50, 0xFE6F},   // small form variants
+	{0xFF01, 0xFF5E},   // full-width ASCII
+	{0xFF61, 0xFF61},   // half-width ideographic full stop
+	{0x1D400, 0x1D7FF}, // mathematical alphanumeric symbols
+	{0x1F100, 0x1F1FF}, // enclosed alphanumeric supplement
 }
 
 // redactURL drops userinfo so a password in a URL never reaches an error.

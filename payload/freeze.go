@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -461,15 +463,63 @@ func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 	case reflect.Array:
 		return w.walkElems(v, depth)
 	case reflect.Struct:
-		for i := range t.NumField() {
-			if encoded(t.Field(i)) {
-				if err := w.walk(v.Field(i), depth+1); err != nil {
-					return err
+		return w.walkFields(v, depth, nil)
+	}
+	return nil
+}
+
+// walkFields walks the fields of struct v that encoding/json writes. The
+// fields of an embedded struct whose tag gives it no name are written as
+// v's own, whatever methods the embedded type has (only v's own methods,
+// promoted or not, count, and walk has looked at those): they are walked
+// field by field, unless its type is already being flattened further out
+// (outer), which encoding/json does not expand twice.
+func (w *goValueWalker) walkFields(v reflect.Value, depth int, outer []reflect.Type) error {
+	t := v.Type()
+	outer = append(outer, t)
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !encoded(f) {
+			continue
+		}
+		fv := v.Field(i)
+		if flattened(f) {
+			if fv.Kind() == reflect.Pointer {
+				if fv.IsNil() {
+					continue
 				}
+				fv = fv.Elem()
 			}
+			if slices.Contains(outer, fv.Type()) {
+				continue
+			}
+			if err := w.walkFields(fv, depth+1, outer); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.walk(fv, depth+1); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// flattened reports whether encoding/json writes the fields of struct field
+// f as those of the struct that holds it: f embeds a struct, or a pointer
+// to one, and its tag gives it no name.
+func flattened(f reflect.StructField) bool {
+	if !f.Anonymous {
+		return false
+	}
+	if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" {
+		return false
+	}
+	t := f.Type
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
 }
 
 // encoded reports whether encoding/json writes struct field f, or the

@@ -300,11 +300,13 @@ func TestFreezeChecksOnlyWhatEncodingJSONWrites(t *testing.T) {
 		Dash string `json:"-,"` // a field named "-": written, so checked
 	}
 	for name, v := range map[string]any{
-		"back pointer tagged -":          root,
-		"unexported embedded non-struct": withUnexported{unexp: "\xff", Shown: "ok"},
-		"text map keys":                  map[goodText]int{1: 1, 2: 2},
-		"nil pointer MarshalText":        struct{ T *ptrBadText }{},
-		"named field -":                  dash{Dash: "x"},
+		"back pointer tagged -":                    root,
+		"unexported embedded non-struct":           withUnexported{unexp: "\xff", Shown: "ok"},
+		"text map keys":                            map[goodText]int{1: 1, 2: 2},
+		"nil pointer MarshalText":                  struct{ T *ptrBadText }{},
+		"named field -":                            dash{Dash: "x"},
+		"embedded structs whose MarshalText clash": clash{textA{X: "ok"}, textB{}},
+		"a struct that embeds itself":              selfEmbedding(),
 	} {
 		c := base()
 		c.Output = v
@@ -319,9 +321,42 @@ func TestFreezeChecksOnlyWhatEncodingJSONWrites(t *testing.T) {
 	c.Output = dash{Dash: "\xff"}
 	_, err := payload.Freeze(c)
 	assert.ErrorIs(t, err, payload.ErrInvalidUTF8, `a field named "-" is written, so checked`)
+
+	// The fields of an embedded struct are written as the outer struct's,
+	// so checked, even when the embedded type has a MarshalText of its own
+	// and is unexported.
+	c.Output = clash{textA{X: "\xff"}, textB{}}
+	_, err = payload.Freeze(c)
+	assert.ErrorIs(t, err, payload.ErrInvalidUTF8, "the fields of an embedded struct are checked")
 }
 
 type goodText int
+
+// textA and textB both have MarshalText, so clash, which embeds both, has
+// none: encoding/json writes clash's fields, never calling either method.
+type textA struct{ X string }
+
+func (textA) MarshalText() ([]byte, error) { return []byte{0xff}, nil }
+
+type textB struct{ Y string }
+
+func (textB) MarshalText() ([]byte, error) { return []byte("b"), nil }
+
+type clash struct {
+	textA
+	textB
+}
+
+type selfEmbedded struct {
+	*selfEmbedded
+	Name string
+}
+
+func selfEmbedding() *selfEmbedded {
+	s := &selfEmbedded{Name: "me"}
+	s.selfEmbedded = s
+	return s
+}
 
 func (g goodText) MarshalText() ([]byte, error) { return []byte{'k', '0' + byte(g)}, nil }
 

@@ -30,8 +30,8 @@ func badTime(names []string, times ...time.Time) string {
 	return ""
 }
 
-// StorableText returns s with each byte that is not part of valid UTF-8, and
-// each NUL byte, replaced by U+FFFD: text that every Store keeps as it is
+// StorableText returns s with each run of bytes that are not valid UTF-8,
+// and each NUL byte, replaced by U+FFFD: text that every Store keeps as it is
 // (PostgreSQL's text holds nothing else), and that a record's JSON shows as
 // stored. Valid text without NUL bytes is returned unchanged. The Deliverer
 // passes response bodies, error messages and failure details through it

@@ -157,7 +157,7 @@ func (f *signerFlags) signer(required bool) (*signing.Signer, error) {
 	s, err := signing.NewSigner(signing.SignerConfig{Keys: ring, Schemes: schemes, Prefix: f.prefix})
 	if err != nil {
 		if errors.Is(err, signing.ErrNotStandardSecret) {
-			return nil, fmt.Errorf("--secret is not a whsec_ secret, which --scheme %s needs: use one, or --scheme hex", f.scheme)
+			return nil, fmt.Errorf("--secret (or HOOKLINE_SECRET) is not a whsec_ secret, which --scheme %s needs: use one, or --scheme hex", f.scheme)
 		}
 		return nil, err
 	}
