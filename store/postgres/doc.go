@@ -65,6 +65,16 @@
 // transactions (group commit; see Options.DisableGroupCommit), each still
 // checked on its own, so that one durable commit serves many deliveries.
 //
+// Each write runs in a transaction of its own at the connection's default
+// isolation. The statements are written for READ COMMITTED, PostgreSQL's
+// default; under a role or connection string whose default is REPEATABLE READ
+// or SERIALIZABLE, a write that meets a concurrent change (a serialization
+// failure) is run again at READ COMMITTED, so the answers stay those above.
+// A write whose connection is lost before its answer arrives returns an error
+// saying that its outcome is unknown. For a Claim, the leases it may have
+// taken are then held by no one until they expire (Lease), as a dead
+// process's are.
+//
 // # Waking up: LISTEN/NOTIFY and polling
 //
 // Every insert, through Insert or Tx, sends a notification on the schema's

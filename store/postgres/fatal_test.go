@@ -106,6 +106,30 @@ func TestFatalErrorAfterCommitLeavesTheOutcomeUnknown(t *testing.T) {
 		}
 	})
 
+	t.Run("lone record", func(t *testing.T) {
+		db := newTestDB(t)
+		p := newFatalProxy(t, db, "INSERT")
+		st := db.NewStore(t, newPool(t, viaProxy(t, db, p.addr, "sslmode", "disable"), 0), nil)
+		now := time.Now().Truncate(time.Microsecond)
+		require.NoError(t, st.Insert(ctx, storetest.NewDelivery(uuid.New(), now)))
+		claimed, err := st.Claim(ctx, now, 1, time.Hour)
+		require.NoError(t, err)
+		require.Len(t, claimed, 1)
+		c := claimed[0]
+		p.armed.Store(true)
+		err = st.Record(ctx, c.LeaseToken, store.Result{
+			DeliveryID: c.ID, Status: store.StatusSucceeded, UpdatedAt: now, CompletedAt: now,
+			Attempt: store.Attempt{ID: uuid.New(), DeliveryID: c.ID, AttemptNumber: 1, StatusCode: 200, CreatedAt: now},
+		})
+		require.EqualValues(t, 1, p.fired.Load(), "the proxy replaced no ReadyForQuery")
+		got, gerr := db.Store.Get(ctx, c.ID)
+		require.NoError(t, gerr)
+		require.Equal(t, store.StatusSucceeded, got.Status, "the Record applied")
+		if assert.Error(t, err) {
+			assert.Contains(t, err.Error(), unknown)
+		}
+	})
+
 	t.Run("record group", func(t *testing.T) {
 		db := newTestDB(t)
 		p := newFatalProxy(t, db, "SELECT")

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookline/hookline/store"
 )
@@ -58,7 +59,7 @@ func (s *Store) InsertLeased(ctx context.Context, d *store.Delivery) error {
 // touches, leased when its LeaseToken is set.
 func (s *Store) insert(ctx context.Context, d *store.Delivery) error {
 	if s.inserts == nil {
-		return s.insertOne(ctx, s.pool, d)
+		return s.insertOwn(ctx, d)
 	}
 	d.Payload = bytes.Clone(d.Payload)
 	return s.inserts.do(ctx, d.ID, d)
@@ -117,10 +118,31 @@ func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
 	return t.s.insertOne(ctx, t.tx, unleased(d))
 }
 
+// insertOwn inserts the valid new delivery d in a transaction of its own
+// (see write).
+func (s *Store) insertOwn(ctx context.Context, d *store.Delivery) error {
+	err := s.write(ctx, func(q querier) error { return s.insertOne(ctx, q, d) })
+	var ee *insertExecError
+	if errors.As(err, &ee) {
+		return execError("insert delivery", d.ID, ee.err)
+	}
+	return err
+}
+
+// insertExecError is insertOne's failure to run the insert itself, for
+// insertOwn to say whether it may have applied.
+type insertExecError struct{ err error }
+
+func (e *insertExecError) Error() string { return e.err.Error() }
+func (e *insertExecError) Unwrap() error { return e.err }
+
 // insertOne inserts the valid new delivery d through q.
 func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) error {
 	tag, err := q.Exec(ctx, s.sql.insert, insertArgs(d, s.channel)...)
 	if err != nil {
+		if _, own := q.(*pgxpool.Pool); own {
+			return &insertExecError{err}
+		}
 		return fmt.Errorf("postgres: insert delivery %s: %w", d.ID, err)
 	}
 	if tag.RowsAffected() == 1 {
@@ -177,7 +199,7 @@ func (s *Store) writeInserts(ctx context.Context, calls []*groupCall[*store.Deli
 					// told the outcome is unknown) holds no connection.
 					ctx, cancel := context.WithTimeout(c.ctx, groupTimeout)
 					defer cancel()
-					c.answer(s.insertOne(ctx, s.pool, c.v))
+					c.answer(s.insertOwn(ctx, c.v))
 				}()
 			}
 			return
@@ -210,6 +232,17 @@ func serverRefused(err error) bool {
 		severity = pgErr.Severity
 	}
 	return severity == "ERROR"
+}
+
+// execError is the error of a write statement of the Store's own (in its own
+// transaction) that failed on verb of id: when the server refused it, or it
+// was never sent, nothing applied; otherwise (a connection lost, a FATAL
+// error after the commit) the write may have applied, and the error says so.
+func execError(verb string, id uuid.UUID, err error) error {
+	if serverRefused(err) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("postgres: %s %s: %w", verb, id, err)
+	}
+	return errUnknownOutcome(verb, id, err)
 }
 
 // errUnknownOutcome wraps err, the failure of a group statement that the

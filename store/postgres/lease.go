@@ -67,7 +67,9 @@ func (s *Store) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease
 		return nil, fmt.Errorf("postgres: claim delivery %s: lease is %v, want a positive duration", id, lease)
 	}
 	var x deliveryScan
-	err := s.pool.QueryRow(ctx, s.sql.claimOne, pgUUID(id), now, now.Add(lease)).Scan(x.dest()...)
+	err := s.write(ctx, func(q querier) error {
+		return q.QueryRow(ctx, s.sql.claimOne, pgUUID(id), now, now.Add(lease)).Scan(x.dest()...)
+	})
 	switch {
 	case errNoRows(err):
 		return nil, nil
@@ -91,21 +93,28 @@ type claimed struct {
 // when a worker dies. Record, whose outcome must survive, commits durably,
 // and by doing so makes the claim before it durable too.
 func (s *Store) claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]claimed, error) {
-	rows, err := s.pool.Query(ctx, s.sql.claim, now, now.Add(lease), limit)
+	var got []claimed
+	err := s.write(ctx, func(q querier) error {
+		got = got[:0]
+		rows, err := q.Query(ctx, s.sql.claim, now, now.Add(lease), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var x deliveryScan
+			var due time.Time
+			if err := rows.Scan(append([]any{&due}, x.dest()...)...); err != nil {
+				return err
+			}
+			got = append(got, claimed{due, x.delivery()})
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var got []claimed
-	for rows.Next() {
-		var x deliveryScan
-		var due time.Time
-		if err := rows.Scan(append([]any{&due}, x.dest()...)...); err != nil {
-			return nil, err
-		}
-		got = append(got, claimed{due, x.delivery()})
-	}
-	return got, rows.Err()
+	return got, nil
 }
 
 // Record stores an attempt and the delivery's new state in one statement,
@@ -143,14 +152,25 @@ type recordCall struct {
 
 // recordOne records the valid result r in its own statement.
 func (s *Store) recordOne(ctx context.Context, leaseToken uuid.UUID, r *store.Result) error {
-	tag, err := s.pool.Exec(ctx, s.sql.record, recordArgs(leaseToken, r)...)
+	applied, err := s.writeOne(ctx, s.sql.record, recordArgs(leaseToken, r))
 	if err != nil {
-		return fmt.Errorf("postgres: record attempt on delivery %s: %w", r.DeliveryID, err)
+		return execError("record attempt on delivery", r.DeliveryID, err)
 	}
-	if tag.RowsAffected() == 1 {
+	if applied {
 		return nil
 	}
 	return s.fenceError(ctx, "record attempt", r.DeliveryID, leaseToken, r.Attempt.AttemptNumber)
+}
+
+// writeOne runs the write statement sql, which changes at most one row, in
+// its own transaction (see write), and reports whether it changed one.
+func (s *Store) writeOne(ctx context.Context, sql string, args []any) (applied bool, err error) {
+	err = s.write(ctx, func(q querier) error {
+		tag, err := q.Exec(ctx, sql, args...)
+		applied = err == nil && tag.RowsAffected() == 1
+		return err
+	})
+	return applied, err
 }
 
 // writeRecords is the group writer of Record: one statement for the whole
@@ -267,11 +287,11 @@ func (s *Store) Release(ctx context.Context, id, leaseToken uuid.UUID, next time
 	if next.IsZero() {
 		return fmt.Errorf("postgres: release delivery %s: next is zero; pass when it is due again", id)
 	}
-	tag, err := s.pool.Exec(ctx, s.sql.release, pgUUID(id), pgUUID(leaseToken), next)
+	applied, err := s.writeOne(ctx, s.sql.release, []any{pgUUID(id), pgUUID(leaseToken), next})
 	if err != nil {
-		return fmt.Errorf("postgres: release delivery %s: %w", id, err)
+		return execError("release delivery", id, err)
 	}
-	if tag.RowsAffected() == 1 {
+	if applied {
 		return nil
 	}
 	return s.fenceError(ctx, "release", id, leaseToken, 0)

@@ -78,7 +78,10 @@ func (s *Store) lockKey() int64 {
 // only reads the version, so a role that may use the tables but not create
 // anything can call it too. Concurrent calls, from this
 // or other processes, are serialized by a transaction-scoped advisory lock
-// keyed by the schema name; the later ones find the work done. A database
+// keyed by the schema name; the later ones find the work done, whatever
+// lock_timeout or statement_timeout the role or connection string sets (the
+// migration's transaction lifts both). A role that owns an existing schema
+// may migrate it without the CREATE privilege on the database. A database
 // whose schema is newer than this package knows is an error: deploy the newer
 // code everywhere before running older code against it.
 func (s *Store) Migrate(ctx context.Context) error {
@@ -102,11 +105,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 	// which a snapshot taken at the transaction's first statement (the
 	// lock) would not.
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		// Another replica may hold the lock for as long as its migration
+		// takes: a lock_timeout or statement_timeout of the role or the
+		// connection string must not fail this one meanwhile.
+		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"); err != nil {
+			return fmt.Errorf("lift the timeouts of the migration: %w", err)
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey()); err != nil {
 			return fmt.Errorf("take the migration lock: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q); err != nil {
-			return fmt.Errorf("create schema: %w", err)
+		// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+		// when the schema exists, which a role given only its own schema
+		// lacks: create it only when missing.
+		var missing bool
+		if err := tx.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL", s.q).Scan(&missing); err != nil {
+			return fmt.Errorf("look for the schema: %w", err)
+		}
+		if missing {
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q); err != nil {
+				return fmt.Errorf("create schema: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.q+`.schema_migrations (
 			version    integer     PRIMARY KEY,

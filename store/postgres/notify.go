@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Reconnection delays of a Notify listener whose connection failed: from
@@ -127,6 +128,13 @@ func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bo
 			return false, err
 		}
 	}
+	// The listener waits without a query between its pings: a shorter
+	// idle_session_timeout of the role or the connection string would end
+	// it over and over. (Servers before PostgreSQL 14 do not know the
+	// setting, and end no idle session.)
+	if _, err := conn.Exec(ctx, "SELECT set_config('idle_session_timeout', '0', false)"); err != nil && !undefinedSetting(err) {
+		return false, err
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return false, err
 	}
@@ -152,4 +160,11 @@ func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bo
 			return true, fmt.Errorf("no answer to a ping after %v without notifications: %w", listenIdle.get(), err)
 		}
 	}
+}
+
+// undefinedSetting reports whether err is the server's "unrecognized
+// configuration parameter" (SQLSTATE 42704).
+func undefinedSetting(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == "42704"
 }

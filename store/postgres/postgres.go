@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -79,11 +80,15 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // CheckSchema returns an error, saying why, when schema cannot name the
 // schema of a Store (see Options.Schema): it must be a letter or underscore,
-// then letters, digits or underscores, at most 63 bytes. The empty name,
-// which New reads as DefaultSchema, is refused here.
+// then letters, digits or underscores, at most 63 bytes, and not begin with
+// "pg_" (in any case), which PostgreSQL keeps for its own schemas. The empty
+// name, which New reads as DefaultSchema, is refused here.
 func CheckSchema(schema string) error {
 	if schema == "" || len(schema) > 63 || !identRE.MatchString(schema) {
 		return fmt.Errorf("schema %q is not a plain identifier: use a letter or underscore, then letters, digits or underscores, at most 63 bytes", schema)
+	}
+	if strings.HasPrefix(strings.ToLower(schema), "pg_") {
+		return fmt.Errorf("schema %q begins with pg_, which PostgreSQL keeps for its own schemas", schema)
 	}
 	return nil
 }
@@ -144,6 +149,30 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// write runs fn, a write of the Store's own through q (a statement in its
+// own transaction), on the pool. The statements are written for READ
+// COMMITTED, PostgreSQL's default: under a role or connection string whose
+// default_transaction_isolation is REPEATABLE READ or SERIALIZABLE, a
+// concurrent change of the same rows fails them with a serialization
+// failure (SQLSTATE 40001) where READ COMMITTED would give the documented
+// answer (ErrConflict, ErrLeaseLost, a row skipped by a claim). Only then
+// fn runs again, in a READ COMMITTED transaction of its own; at READ
+// COMMITTED, nothing changes and nothing more is paid.
+func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
+	err := fn(s.pool)
+	if !serializationFailure(err) {
+		return err
+	}
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error { return fn(tx) })
+}
+
+// serializationFailure reports whether err is a serialization failure
+// (SQLSTATE 40001).
+func serializationFailure(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == "40001"
 }
 
 // replanMode is the query mode, given a connection's default mode, of the

@@ -1,0 +1,121 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookline/hookline/store"
+	"github.com/hookline/hookline/store/postgres"
+	"github.com/hookline/hookline/storetest"
+)
+
+// The Store's writes are written for READ COMMITTED; a role or connection
+// string whose default isolation is stricter must still get the documented
+// answers (ErrConflict, ErrLeaseLost, claims that skip each other), not
+// serialization failures.
+func TestConformanceAtStricterDefaultIsolation(t *testing.T) {
+	testDSN(t)
+	for _, level := range []string{"repeatable read", "serializable"} {
+		for _, group := range []bool{true, false} {
+			name := level
+			if !group {
+				name += "/NoGroupCommit"
+			}
+			t.Run(name, func(t *testing.T) {
+				storetest.Run(t, func(t *testing.T) store.Store {
+					db := newTestDB(t)
+					dsn := viaProxy(t, db, serverAddr(t, db), "default_transaction_isolation", level)
+					return db.NewStore(t, newPool(t, dsn, 0), func(o *postgres.Options) { o.DisableGroupCommit = !group })
+				})
+			})
+		}
+	}
+}
+
+// A service role that owns its schema, made for it by an administrator, but
+// may not create schemas in the database, migrates its schema.
+func TestMigrateIntoAnExistingSchemaWithoutCreateOnTheDatabase(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	schema := db.Schema + "_own"
+	role := "hookline_test_owner_" + db.Schema[len(db.Schema)-12:]
+	t.Cleanup(func() {
+		db.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		db.Pool.Exec(ctx, "DROP OWNED BY "+role)
+		db.Pool.Exec(ctx, "DROP ROLE "+role)
+	})
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"CREATE SCHEMA " + schema + " AUTHORIZATION " + role,
+	} {
+		_, err := db.Pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	cfg.ConnConfig.User = role
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st, err := postgres.New(pool, postgres.Options{Schema: schema})
+	require.NoError(t, err)
+	require.NoError(t, st.Migrate(ctx))
+	require.NoError(t, st.Insert(ctx, storetest.NewDelivery(uuid.New(), time.Now())))
+}
+
+func TestCheckSchemaRefusesPostgresOwnPrefix(t *testing.T) {
+	for _, s := range []string{"pg_hooks", "PG_x", "Pg_"} {
+		assert.ErrorContains(t, postgres.CheckSchema(s), "pg_", s)
+	}
+	assert.NoError(t, postgres.CheckSchema("pgx_hooks"))
+}
+
+// Replicas that start together migrate one schema whatever lock_timeout or
+// statement_timeout their role or connection string sets: a replica waits
+// for the one migrating.
+func TestConcurrentMigrateWithShortTimeouts(t *testing.T) {
+	db := newTestDB(t)
+	ctx := context.Background()
+	schema := db.Schema + "_late"
+	t.Cleanup(func() { db.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	dsn := viaProxy(t, db, serverAddr(t, db), "lock_timeout", "1", "statement_timeout", "5")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		st := db.NewStore(t, newPool(t, dsn, 2), func(o *postgres.Options) { o.Schema = schema })
+		wg.Go(func() { errs[i] = st.Migrate(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.NoError(t, err, "replica %d", i)
+	}
+}
+
+// A Notify listener is not ended again and again by an idle_session_timeout
+// shorter than its pings.
+func TestListenerSurvivesAShortIdleSessionTimeout(t *testing.T) {
+	db := newTestDB(t)
+	dsn := viaProxy(t, db, serverAddr(t, db), "idle_session_timeout", "200")
+	st := db.NewStore(t, newPool(t, dsn, 0), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := st.Notify(ctx)
+	wakeups := 0
+	for end := time.After(1500 * time.Millisecond); ; { // several timeouts' worth
+		select {
+		case <-ch:
+			wakeups++
+			continue
+		case <-end:
+		}
+		break
+	}
+	assert.LessOrEqual(t, wakeups, 1, "each reconnect wakes the listener's reader; there should be none")
+}
