@@ -288,6 +288,19 @@ func newPoolNoPing(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// poolAs opens a pool on db's database that logs in as role, closed when t
+// ends.
+func poolAs(t *testing.T, db *testDB, role string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	cfg.ConnConfig.User = role
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // newProxy listens on a loopback port and, for each connection it accepts,
 // dials target and hands both ends to serve, which must copy between them;
 // it returns the listening address. Everything is closed when t ends.

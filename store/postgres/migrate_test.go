@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -116,12 +115,7 @@ func TestMigrateUpToDateNeedsNoCreatePrivilege(t *testing.T) {
 		_, err := db.Pool.Exec(ctx, q)
 		require.NoError(t, err, q)
 	}
-	cfg, err := pgxpool.ParseConfig(db.DSN)
-	require.NoError(t, err)
-	cfg.ConnConfig.User = role
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := poolAs(t, db, role)
 	app, err := postgres.New(pool, postgres.Options{Schema: db.Schema})
 	require.NoError(t, err)
 	_, err = app.Claim(ctx, time.Now(), 1, time.Minute)

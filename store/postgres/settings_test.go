@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -58,12 +57,7 @@ func TestMigrateIntoAnExistingSchemaWithoutCreateOnTheDatabase(t *testing.T) {
 		_, err := db.Pool.Exec(ctx, q)
 		require.NoError(t, err, q)
 	}
-	cfg, err := pgxpool.ParseConfig(db.DSN)
-	require.NoError(t, err)
-	cfg.ConnConfig.User = role
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := poolAs(t, db, role)
 	st, err := postgres.New(pool, postgres.Options{Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, st.Migrate(ctx))
