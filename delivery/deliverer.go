@@ -44,9 +44,10 @@ type Deliverer struct {
 	runCtx context.Context
 	abort  context.CancelFunc // aborts attempts in flight
 	// storeCtx is the context of Record and Release, which outlive an
-	// abort (a lease must be recorded or released); Stop cancels it only
-	// when they have not returned stopGrace past its own context's end (a
-	// Deliver still inserting gives its delivery back after Stop).
+	// abort (a lease must be recorded or released); Stop cancels it when
+	// they have not returned stopGrace past its own context's end, and in
+	// any case stopGrace after it returns (a Deliver still inserting gives
+	// its delivery back after Stop).
 	storeCtx    context.Context
 	storeCancel context.CancelFunc
 	done        chan struct{}        // closed when the dispatcher has returned
@@ -801,6 +802,9 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	d.abort()
+	// A Deliver still inserting gives its delivery back after Stop has
+	// returned: that Release too gets stopGrace, not forever.
+	time.AfterFunc(stopGrace, d.storeCancel)
 	if tr, ok := d.rt.(interface{ CloseIdleConnections() }); ok {
 		tr.CloseIdleConnections() // no keep-alive goroutine outlives the Deliverer
 	}

@@ -273,3 +273,38 @@ func TestDeliverGivesBackAfterATimedOutStop(t *testing.T) {
 	assert.Equal(t, uuid.Nil, got.LeaseToken, "given back, not left leased")
 	assert.Equal(t, store.StatusPending, got.Status)
 }
+
+// hangingRelease is gatedInsertLeased whose Release waits for its context
+// to end, as a Store that stopped answering.
+type hangingRelease struct{ *gatedInsertLeased }
+
+func (s hangingRelease) Release(ctx context.Context, _, _ uuid.UUID, _ time.Time) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// The give-back of a Deliver still inserting when a Stop timed out is
+// bounded too: with a Store that does not answer, the Deliver returns
+// about 2 s after Stop instead of never.
+func TestLateGiveBackIsBounded(t *testing.T) {
+	t.Parallel()
+	st := hangingRelease{&gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	delivered := make(chan error, 1)
+	go func() {
+		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
+		delivered <- err
+	}()
+	<-st.inserted
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, d.Stop(ctx), context.DeadlineExceeded)
+	close(st.gate)
+	select {
+	case <-delivered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver still blocked in its give-back 10 s after Stop")
+	}
+}

@@ -67,8 +67,9 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 // blocks whose compatibility forms the IDNA mapping net/http applies before
 // resolving a host turns into ASCII letters, digits or dots: full-width,
 // circled, parenthesized, mathematical, superscript and subscript forms,
-// modifier letters, letter-like symbols, Roman numerals, small forms and
-// ligatures, and the ideographic full stops. "１２７.０.０.１" is then
+// modifier letters, letter-like symbols, Roman numerals, small forms,
+// ligatures and segmented digits, the ideographic full stops, and the
+// characters IDNA deletes (a soft hyphen, variation selectors). "１２７.０.０.１" is then
 // 127.0.0.1, and "0ⓧ7f000001" a non-standard IPv4 form. International
 // host names in their own scripts pass, digits included ("مثال٣"), as does
 // Latin with diacritics ("bücher"); the guard checks every address at dial
@@ -90,7 +91,18 @@ func numericLookalike(host string) bool {
 // asciiLookalikeBlocks are the ranges numericLookalike refuses.
 var asciiLookalikeBlocks = [][2]rune{
 	{0x00AA, 0x00AA}, {0x00B2, 0x00B3}, {0x00B9, 0x00BA}, // ª ² ³ ¹ º
-	{0x02B0, 0x02FF},   // spacing modifier letters
+	{0x00AD, 0x00AD},   // soft hyphen, which IDNA deletes
+	{0x02B0, 0x02B8},   // modifier letters ʰ to ʸ (not ʹ to ˁ, ˆ to ˑ, ˬ, ˮ: letters of some names, ʻokina included)
+	{0x02C2, 0x02C5},   // modifier symbols
+	{0x02D2, 0x02EB},   // modifier letters ˠ to ˤ and symbols
+	{0x02ED, 0x02ED},   // modifier symbol
+	{0x02EF, 0x02FF},   // modifier symbols
+	{0x034F, 0x034F},   // combining grapheme joiner, deleted
+	{0x180B, 0x180F},   // Mongolian variation selectors, deleted
+	{0x200B, 0x200B},   // zero width space, deleted
+	{0x2060, 0x2060},   // word joiner, deleted
+	{0xFE00, 0xFE0F},   // variation selectors, deleted
+	{0xFEFF, 0xFEFF},   // zero width no-break space, deleted
 	{0x1D2C, 0x1D6A},   // modifier letters (phonetic extensions)
 	{0x1D9B, 0x1DBF},   // modifier letters (supplement)
 	{0x2070, 0x209F},   // superscripts and subscripts
@@ -103,7 +115,10 @@ var asciiLookalikeBlocks = [][2]rune{
 	{0xFF01, 0xFF5E},   // full-width ASCII
 	{0xFF61, 0xFF61},   // half-width ideographic full stop
 	{0x1D400, 0x1D7FF}, // mathematical alphanumeric symbols
+	{0x1BCA0, 0x1BCA3}, // shorthand format controls, deleted
 	{0x1F100, 0x1F1FF}, // enclosed alphanumeric supplement
+	{0x1FBF0, 0x1FBF9}, // segmented digits
+	{0xE0100, 0xE01EF}, // variation selectors supplement, deleted
 }
 
 // redactURL drops userinfo so a password in a URL never reaches an error.

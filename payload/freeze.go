@@ -473,7 +473,9 @@ func (w *goValueWalker) walk(v reflect.Value, depth int) error {
 // v's own, whatever methods the embedded type has (only v's own methods,
 // promoted or not, count, and walk has looked at those): they are walked
 // field by field, unless its type is already being flattened further out
-// (outer), which encoding/json does not expand twice.
+// (outer), which encoding/json does not expand twice. A field that
+// encoding/json drops because another of the same name hides it is still
+// checked: Freeze may refuse such a value that json.Marshal writes.
 func (w *goValueWalker) walkFields(v reflect.Value, depth int, outer []reflect.Type) error {
 	t := v.Type()
 	outer = append(outer, t)

@@ -70,10 +70,10 @@
 // default; under a role or connection string whose default is REPEATABLE READ
 // or SERIALIZABLE, a write that meets a concurrent change (a serialization
 // failure) is run again at READ COMMITTED, so the answers stay those above.
-// A write whose connection is lost before its answer arrives returns an error
-// saying that its outcome is unknown. For a Claim, the leases it may have
-// taken are then held by no one until they expire (Lease), as a dead
-// process's are.
+// An Insert, Record or Release whose connection is lost after it was sent
+// returns an error saying that its outcome is unknown. A Claim whose answer
+// is lost returns the error, and the leases it may have taken are held by no
+// one until they expire (Lease), as a dead process's are.
 //
 // # Waking up: LISTEN/NOTIFY and polling
 //

@@ -123,8 +123,9 @@ func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
 func (s *Store) insertOwn(ctx context.Context, d *store.Delivery) error {
 	err := s.write(ctx, func(q querier) error { return s.insertOne(ctx, q, d) })
 	var ee *insertExecError
-	if errors.As(err, &ee) {
-		return execError("insert delivery", d.ID, ee.err)
+	var we *writeError
+	if errors.As(err, &ee) || errors.As(err, &we) {
+		return execError("insert delivery", d.ID, err)
 	}
 	return err
 }
@@ -140,7 +141,7 @@ func (e *insertExecError) Unwrap() error { return e.err }
 func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) error {
 	tag, err := q.Exec(ctx, s.sql.insert, insertArgs(d, s.channel)...)
 	if err != nil {
-		if _, own := q.(*pgxpool.Pool); own {
+		if _, own := q.(*pgxpool.Conn); own {
 			return &insertExecError{err}
 		}
 		return fmt.Errorf("postgres: insert delivery %s: %w", d.ID, err)
@@ -236,10 +237,11 @@ func serverRefused(err error) bool {
 
 // execError is the error of a write statement of the Store's own (in its own
 // transaction) that failed on verb of id: when the server refused it, or it
-// was never sent, nothing applied; otherwise (a connection lost, a FATAL
+// was never sent (no connection, or pgx sent nothing), nothing applied; otherwise (a connection lost, a FATAL
 // error after the commit) the write may have applied, and the error says so.
 func execError(verb string, id uuid.UUID, err error) error {
-	if serverRefused(err) || pgconn.SafeToRetry(err) {
+	var we *writeError
+	if errors.As(err, &we) && !we.sent || serverRefused(err) || pgconn.SafeToRetry(err) {
 		return fmt.Errorf("postgres: %s %s: %w", verb, id, err)
 	}
 	return errUnknownOutcome(verb, id, err)

@@ -80,7 +80,8 @@ func (s *Store) lockKey() int64 {
 // or other processes, are serialized by a transaction-scoped advisory lock
 // keyed by the schema name; the later ones find the work done, whatever
 // lock_timeout or statement_timeout the role or connection string sets (the
-// migration's transaction lifts both). A role that owns an existing schema
+// migration's transaction lifts both while it waits for the lock, and
+// statement_timeout for the migration's statements too). A role that owns an existing schema
 // may migrate it without the CREATE privilege on the database. A database
 // whose schema is newer than this package knows is an error: deploy the newer
 // code everywhere before running older code against it.
@@ -113,6 +114,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey()); err != nil {
 			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		// The migration's own statements wait for table locks no longer
+		// than the operator allows.
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout TO DEFAULT"); err != nil {
+			return fmt.Errorf("restore lock_timeout: %w", err)
 		}
 		// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
 		// when the schema exists, which a role given only its own schema

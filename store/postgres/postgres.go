@@ -81,13 +81,13 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // CheckSchema returns an error, saying why, when schema cannot name the
 // schema of a Store (see Options.Schema): it must be a letter or underscore,
 // then letters, digits or underscores, at most 63 bytes, and not begin with
-// "pg_" (in any case), which PostgreSQL keeps for its own schemas. The empty
+// "pg_", which PostgreSQL keeps for its own schemas. The empty
 // name, which New reads as DefaultSchema, is refused here.
 func CheckSchema(schema string) error {
 	if schema == "" || len(schema) > 63 || !identRE.MatchString(schema) {
 		return fmt.Errorf("schema %q is not a plain identifier: use a letter or underscore, then letters, digits or underscores, at most 63 bytes", schema)
 	}
-	if strings.HasPrefix(strings.ToLower(schema), "pg_") {
+	if strings.HasPrefix(schema, "pg_") {
 		return fmt.Errorf("schema %q begins with pg_, which PostgreSQL keeps for its own schemas", schema)
 	}
 	return nil
@@ -161,12 +161,38 @@ type querier interface {
 // fn runs again, in a READ COMMITTED transaction of its own; at READ
 // COMMITTED, nothing changes and nothing more is paid.
 func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
-	err := fn(s.pool)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return &writeError{err: err}
+	}
+	err = fn(conn)
+	conn.Release()
 	if !serializationFailure(err) {
 		return err
 	}
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error { return fn(tx) })
+	ran := false
+	var fnErr error
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		ran = true
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err != nil && fnErr == nil {
+		return &writeError{err: err, sent: ran} // no connection or BEGIN; or COMMIT failed
+	}
+	return err
 }
+
+// writeError is the failure of a write of the Store's own that is not its
+// statement's: the write was never sent (no connection to send it on), or,
+// when sent, the COMMIT of its transaction failed.
+type writeError struct {
+	err  error
+	sent bool
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // serializationFailure reports whether err is a serialization failure
 // (SQLSTATE 40001).
