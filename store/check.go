@@ -43,6 +43,24 @@ func StorableText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
+// CheckTimes returns a descriptive error naming op when a time a Claim or a
+// Release would store falls outside years MinYear to MaxYear: for a Claim
+// now and now+lease (the lease's expiry, which becomes NextAttemptAt), for a
+// Release next (pass lease 0). Records write four-digit years; a time past
+// them could not be read back. hookline's stores call it; a custom Store
+// may too.
+func CheckTimes(op string, now time.Time, lease time.Duration) error {
+	names := []string{"the time", "the lease's expiry"}
+	times := []time.Time{now}
+	if lease > 0 {
+		times = append(times, now.Add(lease))
+	}
+	if problem := badTime(names, times...); problem != "" {
+		return fmt.Errorf("store: %s: %s", op, problem)
+	}
+	return nil
+}
+
 // badURL says what makes a callback URL unstorable, or returns "": stores
 // keep it as text, which must be UTF-8 without NUL bytes (PostgreSQL's text
 // holds nothing else). Delivery validates URLs fully before they get here.

@@ -221,6 +221,9 @@ func (m *Memory) Claim(ctx context.Context, now time.Time, limit int, lease time
 	if lease <= 0 {
 		return nil, fmt.Errorf("store: claim: lease is %v, want a positive duration", lease)
 	}
+	if err := CheckTimes("claim", now, lease); err != nil {
+		return nil, err
+	}
 	now = now.Round(0)
 	expires := now.Add(lease)
 	nowKey, expiresKey := timeKey(now), timeKey(expires)
@@ -255,6 +258,9 @@ func (m *Memory) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, leas
 	}
 	if lease <= 0 {
 		return nil, fmt.Errorf("store: claim delivery %s: lease is %v, want a positive duration", id, lease)
+	}
+	if err := CheckTimes("claim delivery "+id.String(), now, lease); err != nil {
+		return nil, err
 	}
 	now = now.Round(0)
 	m.mu.Lock()
@@ -345,6 +351,9 @@ func (m *Memory) Release(ctx context.Context, id, leaseToken uuid.UUID, next tim
 	}
 	if next.IsZero() {
 		return fmt.Errorf("store: release delivery %s: next is zero; pass when it is due again", id)
+	}
+	if err := CheckTimes("release delivery "+id.String(), next, 0); err != nil {
+		return err
 	}
 	e.d.NextAttemptAt = next.Round(0)
 	e.d.LeaseToken = uuid.Nil

@@ -13,9 +13,11 @@ import (
 // storetest.Run.
 //
 // Every method is atomic and safe for concurrent use. A Store never reads a
-// clock: "now" is always a parameter, so tests drive time. Deliveries passed
-// in and returned are copies; a Store keeps no reference to the caller's
-// values.
+// clock: "now" is always a parameter, so tests drive time. Times are kept to
+// the microsecond at least. Deliveries passed in and returned are copies; a
+// Store keeps no reference to the caller's values. A method called with a
+// context that has already ended returns the context's error and changes
+// nothing.
 type Store interface {
 	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
 	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and
@@ -23,7 +25,8 @@ type Store interface {
 	// AttemptCount zero). It stores no lease, whatever d's lease fields say
 	// (LeasedInserter is the leased insert), and refuses, inserting nothing,
 	// what CheckNew refuses (a CallbackURL that is not UTF-8, times outside
-	// years MinYear to MaxYear, ...). It returns ErrConflict, inserting
+	// years MinYear to MaxYear, ...), and a delivery whose ID is already
+	// stored (an error that is not ErrConflict). It returns ErrConflict, inserting
 	// nothing, when the batch already has a pending delivery, or when
 	// d.IsAutomatic and the batch already has an automatic delivery in any
 	// state.
@@ -36,20 +39,22 @@ type Store interface {
 	// a worker that dies holding it therefore loses it at that time. The
 	// returned deliveries carry no Attempts; Get shows the current lease.
 	// Claim returns an empty slice, not an error, when nothing is due; limit
-	// must be at least 1 and lease positive.
+	// must be at least 1, lease positive, and now and now+lease within what
+	// CheckTimes accepts.
 	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Delivery, error)
 
 	// Record stores one attempt and the delivery's new state in one step,
 	// only while leaseToken is still the delivery's current lease; otherwise
 	// it returns ErrLeaseLost and changes nothing. On success the lease is
 	// ended. ErrNotFound when the delivery does not exist. It refuses,
-	// changing nothing, a Result that CheckResult refuses.
+	// changing nothing, a Result that CheckResult refuses, and an attempt
+	// whose AttemptNumber is not the delivery's AttemptCount+1.
 	Record(ctx context.Context, leaseToken uuid.UUID, r Result) error
 
 	// Release gives a leased delivery back without recording an attempt, due
 	// again at next (a worker stopping before it sent anything). ErrLeaseLost
 	// when leaseToken is no longer current, ErrNotFound when the delivery
-	// does not exist.
+	// does not exist; a next that CheckTimes refuses is refused.
 	Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error
 
 	// Get returns one delivery with its attempts (oldest first, in the

@@ -216,7 +216,7 @@ var cases = []testCase{
 	},
 	{
 		name: "InsertAndRecordRefuseWhatNoStoreKeeps",
-		rule: "Insert refuses, inserting nothing, a CallbackURL that is empty, not UTF-8 or holds a NUL byte, and a time outside years store.MinYear to store.MaxYear; Record refuses such a time and changes nothing",
+		rule: "Insert refuses, inserting nothing, a CallbackURL that is empty, not UTF-8 or holds a NUL byte, and a time outside years store.MinYear to store.MaxYear; Record, Release and Claim refuse such a time (for Claim, a lease expiring past it) and change nothing",
 		run:  testUnstorable,
 	},
 	{
@@ -860,6 +860,14 @@ func testInsertConflictsWhilePending(h *harness) {
 	other := NewDelivery(uuid.New(), at(0))
 	other.IsAutomatic = false
 	require.NoError(h.t, h.s.Insert(h.ctx, other), "a pending delivery of one batch must not block Insert for another batch")
+
+	// A batch whose pending delivery is manual, and which has no automatic
+	// one: an automatic Insert conflicts too, by the pending rule alone.
+	auto := NewDelivery(other.BatchID, at(time.Second))
+	assert.ErrorIs(h.t, h.s.Insert(h.ctx, auto), store.ErrConflict,
+		"an automatic Insert while the batch has a manual pending delivery must return ErrConflict")
+	_, err := h.s.Get(h.ctx, auto.ID)
+	assert.ErrorIs(h.t, err, store.ErrNotFound, "a conflicting Insert must insert nothing")
 }
 
 func testSecondAutomaticConflicts(h *harness) {
@@ -1000,7 +1008,11 @@ func testConcurrentClaimers(h *harness) {
 	for c := range claimers {
 		wg.Go(func() {
 			<-start
-			for {
+			for calls := 0; ; calls++ {
+				if calls > 2*n {
+					errs[c] = fmt.Errorf("claim still returns deliveries after %d calls for %d due deliveries: does Claim move a delivery out of the due range (NextAttemptAt to the lease's expiry)?", calls, n)
+					return
+				}
 				ds, err := h.s.Claim(h.ctx, now, limit, time.Hour)
 				if err != nil {
 					errs[c] = err
@@ -1270,6 +1282,13 @@ func testUnstorable(h *harness) {
 		assert.Error(h.t, h.s.Record(h.ctx, c.LeaseToken, r), "Record with %s must fail", what)
 		h.unchanged(before, "a refused Record ("+what+") must change nothing")
 	}
+	assert.Error(h.t, h.s.Release(h.ctx, c.ID, c.LeaseToken, late), "Release to a time after MaxYear must fail")
+	h.unchanged(before, "a refused Release must change nothing")
+	last := time.Date(store.MaxYear, 12, 31, 23, 0, 0, 0, time.UTC)
+	got, err := h.s.Claim(h.ctx, last, 10, 2*time.Hour)
+	assert.Error(h.t, err, "a Claim whose lease would expire after MaxYear must fail")
+	assert.Empty(h.t, got)
+	h.unchanged(before, "a refused Claim must change nothing")
 	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(time.Second)))
 }
 

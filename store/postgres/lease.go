@@ -35,6 +35,9 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.
 	if lease <= 0 {
 		return nil, fmt.Errorf("postgres: claim: lease is %v, want a positive duration", lease)
 	}
+	if err := store.CheckTimes("claim", now, lease); err != nil {
+		return nil, err
+	}
 	got, err := s.claim(ctx, now, limit, lease)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim: %w", err)
@@ -65,6 +68,9 @@ func (s *Store) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease
 	}
 	if lease <= 0 {
 		return nil, fmt.Errorf("postgres: claim delivery %s: lease is %v, want a positive duration", id, lease)
+	}
+	if err := store.CheckTimes("claim delivery "+id.String(), now, lease); err != nil {
+		return nil, err
 	}
 	var x deliveryScan
 	err := s.write(ctx, func(q querier) error {
@@ -286,6 +292,9 @@ func (s *Store) Release(ctx context.Context, id, leaseToken uuid.UUID, next time
 	}
 	if next.IsZero() {
 		return fmt.Errorf("postgres: release delivery %s: next is zero; pass when it is due again", id)
+	}
+	if err := store.CheckTimes("release delivery "+id.String(), next, 0); err != nil {
+		return err
 	}
 	applied, err := s.writeOne(ctx, s.sql.release, []any{pgUUID(id), pgUUID(leaseToken), next})
 	if err != nil {
