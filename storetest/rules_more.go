@@ -365,5 +365,15 @@ func testInsertRefusesNonPending(h *harness) {
 		"Status succeeded": func(d *store.Delivery) { d.Status = store.StatusSucceeded },
 		"Status failed":    func(d *store.Delivery) { d.Status = store.StatusFailed },
 		"AttemptCount 2":   func(d *store.Delivery) { d.AttemptCount = 2 },
+		// The rest of what store.CheckNew refuses.
+		"a nil ID":      func(d *store.Delivery) { d.ID = uuid.Nil },
+		"a nil BatchID": func(d *store.Delivery) { d.BatchID = uuid.Nil },
+		"attempts already": func(d *store.Delivery) {
+			d.Attempts = []store.Attempt{{ID: uuid.New(), DeliveryID: d.ID, AttemptNumber: 1}}
+		},
+		"MaxAttempts 0":        func(d *store.Delivery) { d.MaxAttempts = 0 },
+		"a zero NextAttemptAt": func(d *store.Delivery) { d.NextAttemptAt = time.Time{} },
+		"CompletedAt set":      func(d *store.Delivery) { d.CompletedAt = d.CreatedAt },
+		"a nil Payload":        func(d *store.Delivery) { d.Payload = nil },
 	})
 }

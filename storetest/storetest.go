@@ -286,7 +286,7 @@ var cases = []testCase{
 	},
 	{
 		name: "InsertRefusesANonPendingDelivery",
-		rule: "Insert refuses, inserting nothing, a delivery whose Status is not pending or whose AttemptCount is not zero",
+		rule: "Insert refuses, inserting nothing, a delivery whose Status is not pending or whose AttemptCount is not zero, and the rest of what store.CheckNew refuses (nil ID or BatchID, attempts, MaxAttempts below 1, zero NextAttemptAt, CompletedAt set, nil Payload)",
 		run:  testInsertRefusesNonPending,
 	},
 	{
