@@ -45,9 +45,9 @@ type Deliverer struct {
 	abort  context.CancelFunc // aborts attempts in flight
 	// storeCtx is the context of Record and Release, which outlive an
 	// abort (a lease must be recorded or released); Stop cancels it when
-	// they have not returned stopGrace past its own context's end, and in
-	// any case stopGrace after it returns (a Deliver still inserting gives
-	// its delivery back after Stop).
+	// they have not returned stopGrace past its own context's end. Each
+	// Release made while stopping, or after Stop (a Deliver still inserting
+	// gives its delivery back), has stopGrace of its own.
 	storeCtx    context.Context
 	storeCancel context.CancelFunc
 	done        chan struct{}        // closed when the dispatcher has returned
@@ -802,9 +802,6 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	d.abort()
-	// A Deliver still inserting gives its delivery back after Stop has
-	// returned: that Release too gets stopGrace, not forever.
-	time.AfterFunc(stopGrace, d.storeCancel)
 	if tr, ok := d.rt.(interface{ CloseIdleConnections() }); ok {
 		tr.CloseIdleConnections() // no keep-alive goroutine outlives the Deliverer
 	}

@@ -46,10 +46,11 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
 		return bad("no host")
 	}
-	if numericLookalike(u.Hostname()) {
+	host := idnaHost(u.Hostname())
+	if numericLookalike(host) {
 		return bad("host has a full-width, circled, mathematical or similar form of a letter, digit or dot, which becomes ASCII on the way to DNS; write the host in ASCII (punycode for an international name)")
 	}
-	if nonStandardIPv4(u.Hostname()) {
+	if nonStandardIPv4(host) {
 		return bad("host is a number in a non-standard IPv4 form (decimal, octal, hexadecimal or fewer than four parts), which resolvers read differently; write the address as four decimal numbers")
 	}
 	if u.User != nil && !allowUserinfo {
@@ -68,21 +69,51 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 // resolving a host turns into ASCII letters, digits or dots: full-width,
 // circled, parenthesized, mathematical, superscript and subscript forms,
 // modifier letters, letter-like symbols, Roman numerals, small forms,
-// ligatures and segmented digits, the ideographic full stops, and the
-// characters IDNA deletes (a soft hyphen, variation selectors). "１２７.０.０.１" is then
+// ligatures and segmented digits, and the ideographic full stops. The
+// characters IDNA deletes (a soft hyphen, variation selectors) are not
+// refused: ValidateURL judges the host without them (see idnaHost). "１２７.０.０.１" is then
 // 127.0.0.1, and "0ⓧ7f000001" a non-standard IPv4 form. International
 // host names in their own scripts pass, digits included ("مثال٣"), as does
 // Latin with diacritics ("bücher"); the guard checks every address at dial
 // time in any case.
 func numericLookalike(host string) bool {
 	for _, r := range host {
-		if r < utf8.RuneSelf {
-			continue
+		if r >= utf8.RuneSelf && inRanges(r, asciiLookalikeBlocks) {
+			return true
 		}
-		for _, b := range asciiLookalikeBlocks {
-			if b[0] <= r && r <= b[1] {
-				return true
-			}
+	}
+	return false
+}
+
+// idnaIgnored are the ranges of characters IDNA deletes from a host name:
+// what is left is what gets resolved.
+var idnaIgnored = [][2]rune{
+	{0x00AD, 0x00AD},   // soft hyphen
+	{0x034F, 0x034F},   // combining grapheme joiner
+	{0x180B, 0x180F},   // Mongolian variation selectors
+	{0x200B, 0x200B},   // zero width space
+	{0x2060, 0x2064},   // word joiner, invisible operators
+	{0xFE00, 0xFE0F},   // variation selectors
+	{0xFEFF, 0xFEFF},   // zero width no-break space
+	{0x1BCA0, 0x1BCA3}, // shorthand format controls
+	{0xE0100, 0xE01EF}, // variation selectors supplement
+}
+
+// idnaHost is host without the characters IDNA deletes.
+func idnaHost(host string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= utf8.RuneSelf && inRanges(r, idnaIgnored) {
+			return -1
+		}
+		return r
+	}, host)
+}
+
+// inRanges reports whether r lies in one of ranges.
+func inRanges(r rune, ranges [][2]rune) bool {
+	for _, b := range ranges {
+		if b[0] <= r && r <= b[1] {
+			return true
 		}
 	}
 	return false
@@ -91,18 +122,11 @@ func numericLookalike(host string) bool {
 // asciiLookalikeBlocks are the ranges numericLookalike refuses.
 var asciiLookalikeBlocks = [][2]rune{
 	{0x00AA, 0x00AA}, {0x00B2, 0x00B3}, {0x00B9, 0x00BA}, // ª ² ³ ¹ º
-	{0x00AD, 0x00AD},   // soft hyphen, which IDNA deletes
 	{0x02B0, 0x02B8},   // modifier letters ʰ to ʸ (not ʹ to ˁ, ˆ to ˑ, ˬ, ˮ: letters of some names, ʻokina included)
 	{0x02C2, 0x02C5},   // modifier symbols
 	{0x02D2, 0x02EB},   // modifier letters ˠ to ˤ and symbols
 	{0x02ED, 0x02ED},   // modifier symbol
 	{0x02EF, 0x02FF},   // modifier symbols
-	{0x034F, 0x034F},   // combining grapheme joiner, deleted
-	{0x180B, 0x180F},   // Mongolian variation selectors, deleted
-	{0x200B, 0x200B},   // zero width space, deleted
-	{0x2060, 0x2060},   // word joiner, deleted
-	{0xFE00, 0xFE0F},   // variation selectors, deleted
-	{0xFEFF, 0xFEFF},   // zero width no-break space, deleted
 	{0x1D2C, 0x1D6A},   // modifier letters (phonetic extensions)
 	{0x1D9B, 0x1DBF},   // modifier letters (supplement)
 	{0x2070, 0x209F},   // superscripts and subscripts
@@ -114,11 +138,12 @@ var asciiLookalikeBlocks = [][2]rune{
 	{0xFE50, 0xFE6F},   // small form variants
 	{0xFF01, 0xFF5E},   // full-width ASCII
 	{0xFF61, 0xFF61},   // half-width ideographic full stop
+	{0x2C7C, 0x2C7D},   // modifier letters ⱼ ⱽ
+	{0xA7F2, 0xA7F4},   // modifier letters ꟲ ꟳ ꟴ
+	{0x107A5, 0x107A5}, // modifier letter 𐞥
 	{0x1D400, 0x1D7FF}, // mathematical alphanumeric symbols
-	{0x1BCA0, 0x1BCA3}, // shorthand format controls, deleted
 	{0x1F100, 0x1F1FF}, // enclosed alphanumeric supplement
 	{0x1FBF0, 0x1FBF9}, // segmented digits
-	{0xE0100, 0xE01EF}, // variation selectors supplement, deleted
 }
 
 // redactURL drops userinfo so a password in a URL never reaches an error.

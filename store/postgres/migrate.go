@@ -109,7 +109,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		// Another replica may hold the lock for as long as its migration
 		// takes: a lock_timeout or statement_timeout of the role or the
 		// connection string must not fail this one meanwhile.
-		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"); err != nil {
+		var lockTimeout string
+		if err := tx.QueryRow(ctx, "SELECT current_setting('lock_timeout'), set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)").Scan(&lockTimeout, nil, nil); err != nil {
 			return fmt.Errorf("lift the timeouts of the migration: %w", err)
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey()); err != nil {
@@ -117,7 +118,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		// The migration's own statements wait for table locks no longer
 		// than the operator allows.
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout TO DEFAULT"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", lockTimeout); err != nil {
 			return fmt.Errorf("restore lock_timeout: %w", err)
 		}
 		// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even

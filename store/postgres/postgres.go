@@ -165,8 +165,10 @@ func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
 	if err != nil {
 		return &writeError{err: err}
 	}
-	err = fn(conn)
-	conn.Release()
+	err = func() error {
+		defer conn.Release() // also if fn panics (a tracer's hook, say)
+		return fn(conn)
+	}()
 	if !serializationFailure(err) {
 		return err
 	}

@@ -5,10 +5,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -157,4 +160,39 @@ func TestWriteNeverSentIsNotAnUnknownOutcome(t *testing.T) {
 	err = st.Insert(ctx, storetest.NewDelivery(uuid.New(), now))
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "outcome is unknown", "a closed pool sends nothing")
+}
+
+// panickyTracer panics in its first query start, as a host's broken tracing
+// hook might.
+type panickyTracer struct{ fired atomic.Bool }
+
+func (p *panickyTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	if p.fired.CompareAndSwap(false, true) {
+		panic("tracer")
+	}
+	return ctx
+}
+
+func (p *panickyTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A panic during a write of the Store's own gives its connection back to
+// the pool, as pgxpool's own Exec does.
+func TestPanicDuringAWriteReleasesTheConnection(t *testing.T) {
+	db := newTestDB(t)
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	require.NoError(t, err)
+	cfg.ConnConfig.Tracer = &panickyTracer{}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if pool.Stat().AcquiredConns() == 0 { // Close would wait for a leaked connection forever
+			pool.Close()
+		}
+	})
+	st := db.NewStore(t, pool, func(o *postgres.Options) { o.DisableGroupCommit = true })
+	func() {
+		defer func() { recover() }()
+		st.Insert(context.Background(), storetest.NewDelivery(uuid.New(), time.Now()))
+	}()
+	assert.Zero(t, pool.Stat().AcquiredConns(), "the connection went back to the pool")
 }
