@@ -151,10 +151,10 @@ func (d *Deliverer) releaseChain(rec *store.Delivery, next time.Time) {
 // and makes sure the dispatcher looks for it then.
 func (d *Deliverer) release(rec *store.Delivery, next time.Time) {
 	ctx := d.storeCtx
-	if d.stopping() {
-		// Stopping or stopped (a Deliver giving back what it inserted
-		// after Stop returned, say): a Store that does not answer holds
-		// this goroutine no longer than stopGrace.
+	if d.releaseCap.Load() {
+		// Stop's context has ended, or Stop has returned (a Deliver giving
+		// back what it inserted after that, say): a Store that does not
+		// answer holds this goroutine no longer than stopGrace.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, stopGrace)
 		defer cancel()

@@ -46,10 +46,12 @@ type Deliverer struct {
 	// storeCtx is the context of Record and Release, which outlive an
 	// abort (a lease must be recorded or released); Stop cancels it when
 	// they have not returned stopGrace past its own context's end. Each
-	// Release made while stopping, or after Stop (a Deliver still inserting
-	// gives its delivery back), has stopGrace of its own.
+	// Release made after that end, or after Stop has returned (a Deliver
+	// still inserting gives its delivery back), has stopGrace of its own
+	// (see releaseCap).
 	storeCtx    context.Context
 	storeCancel context.CancelFunc
+	releaseCap  atomic.Bool          // set once Stop's context has ended or Stop has returned
 	done        chan struct{}        // closed when the dispatcher has returned
 	jobs        chan *store.Delivery // claimed deliveries for the workers
 	workers     sync.WaitGroup
@@ -790,6 +792,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	select {
 	case <-finished:
 	case <-ctx.Done():
+		d.releaseCap.Store(true)
 		d.abort()
 		select {
 		case <-finished:
@@ -802,6 +805,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	d.abort()
+	d.releaseCap.Store(true)
 	if tr, ok := d.rt.(interface{ CloseIdleConnections() }); ok {
 		tr.CloseIdleConnections() // no keep-alive goroutine outlives the Deliverer
 	}

@@ -317,3 +317,41 @@ func TestLateGiveBackIsBounded(t *testing.T) {
 		t.Fatal("Deliver still blocked in its give-back 10 s after Stop")
 	}
 }
+
+// slowRelease is gatedInsertLeased whose Release takes longer than Stop's
+// grace, within its context.
+type slowRelease struct{ *gatedInsertLeased }
+
+func (s slowRelease) Release(ctx context.Context, id, token uuid.UUID, next time.Time) error {
+	select {
+	case <-time.After(2500 * time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Memory.Release(ctx, id, token, next)
+}
+
+// A graceful Stop (its context never ends) waits for a slow Store: the
+// delivery a Deliver was inserting is given back, not left leased.
+func TestGracefulStopWaitsForASlowRelease(t *testing.T) {
+	t.Parallel()
+	st := slowRelease{&gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}}
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	delivered := make(chan error, 1)
+	go func() {
+		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
+		delivered <- err
+	}()
+	id := <-st.inserted
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.Stop(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	close(st.gate)
+	require.NoError(t, <-stopped)
+	require.NoError(t, <-delivered)
+	got, err := st.Get(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, uuid.Nil, got.LeaseToken, "a graceful Stop leaves nothing leased")
+}

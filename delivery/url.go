@@ -47,6 +47,9 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 		return bad("no host")
 	}
 	host := idnaHost(u.Hostname())
+	if strings.Trim(host, ".") == "" {
+		return bad("no host")
+	}
 	if numericLookalike(host) {
 		return bad("host has a full-width, circled, mathematical or similar form of a letter, digit or dot, which becomes ASCII on the way to DNS; write the host in ASCII (punycode for an international name)")
 	}

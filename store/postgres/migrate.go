@@ -110,7 +110,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		// takes: a lock_timeout or statement_timeout of the role or the
 		// connection string must not fail this one meanwhile.
 		var lockTimeout string
-		if err := tx.QueryRow(ctx, "SELECT current_setting('lock_timeout'), set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)").Scan(&lockTimeout, nil, nil); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT current_setting('lock_timeout')").Scan(&lockTimeout); err != nil {
+			return fmt.Errorf("read lock_timeout: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"); err != nil {
 			return fmt.Errorf("lift the timeouts of the migration: %w", err)
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey()); err != nil {
