@@ -758,7 +758,8 @@ const stopGrace = 2 * time.Second
 // that a Store that stopped answering cannot hold Stop); one that a Claim
 // cut off by ctx had leased; and one a Deliver
 // was still inserting, which that Deliver gives back itself when its insert
-// returns, after Stop has returned. An Observer hook that is running is
+// returns, after Stop has returned (a Release given 2 seconds; past them the
+// lease expires). An Observer hook that is running is
 // waited for even then (see Observer). Stop on a Deliverer never started, or
 // already stopped, returns nil; on one not made by New (nil included), an
 // error matching ErrInvalidConfig.
