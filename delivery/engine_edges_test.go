@@ -261,16 +261,8 @@ func TestDeliverGivesBackAfterATimedOutStop(t *testing.T) {
 }
 
 func testGiveBackAfterATimedOutStop(t *testing.T, wait time.Duration) {
-	st := &gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}
-	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
-	require.NoError(t, err)
-	require.NoError(t, d.Start(context.Background()))
-	delivered := make(chan error, 1)
-	go func() {
-		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
-		delivered <- err
-	}()
-	id := <-st.inserted
+	st := newGate()
+	d, id, delivered := deliverIntoGate(t, st, st)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, d.Stop(ctx), context.DeadlineExceeded)
@@ -297,16 +289,9 @@ func (s hangingRelease) Release(ctx context.Context, _, _ uuid.UUID, _ time.Time
 // about 2 s after Stop instead of never.
 func TestLateGiveBackIsBounded(t *testing.T) {
 	t.Parallel()
-	st := hangingRelease{&gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}}
-	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
-	require.NoError(t, err)
-	require.NoError(t, d.Start(context.Background()))
-	delivered := make(chan error, 1)
-	go func() {
-		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
-		delivered <- err
-	}()
-	<-st.inserted
+	gate := newGate()
+	st := hangingRelease{gate}
+	d, _, delivered := deliverIntoGate(t, st, gate)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, d.Stop(ctx), context.DeadlineExceeded)
@@ -335,16 +320,9 @@ func (s slowRelease) Release(ctx context.Context, id, token uuid.UUID, next time
 // delivery a Deliver was inserting is given back, not left leased.
 func TestGracefulStopWaitsForASlowRelease(t *testing.T) {
 	t.Parallel()
-	st := slowRelease{&gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}}
-	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
-	require.NoError(t, err)
-	require.NoError(t, d.Start(context.Background()))
-	delivered := make(chan error, 1)
-	go func() {
-		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
-		delivered <- err
-	}()
-	id := <-st.inserted
+	gate := newGate()
+	st := slowRelease{gate}
+	d, id, delivered := deliverIntoGate(t, st, gate)
 	stopped := make(chan error, 1)
 	go func() { stopped <- d.Stop(context.Background()) }()
 	time.Sleep(100 * time.Millisecond)
@@ -354,4 +332,25 @@ func TestGracefulStopWaitsForASlowRelease(t *testing.T) {
 	got, err := st.Get(context.Background(), id)
 	require.NoError(t, err)
 	assert.Equal(t, uuid.Nil, got.LeaseToken, "a graceful Stop leaves nothing leased")
+}
+
+// newGate is a gatedInsertLeased on a fresh memory store.
+func newGate() *gatedInsertLeased {
+	return &gatedInsertLeased{Memory: store.NewMemory(), inserted: make(chan uuid.UUID, 1), gate: make(chan struct{})}
+}
+
+// deliverIntoGate starts a Deliverer on st, whose InsertLeased is gate's,
+// and a Deliver that stops inside it; it returns the Deliverer, the id being
+// inserted, and the channel of the Deliver's error.
+func deliverIntoGate(t *testing.T, st store.Store, gate *gatedInsertLeased) (*delivery.Deliverer, uuid.UUID, <-chan error) {
+	t.Helper()
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(context.Background()))
+	delivered := make(chan error, 1)
+	go func() {
+		_, err := d.Deliver(context.Background(), "http://127.0.0.1:9/hook", callback(uuid.New()))
+		delivered <- err
+	}()
+	return d, <-gate.inserted, delivered
 }
