@@ -186,7 +186,7 @@ var cases = []testCase{
 	},
 	{
 		name: "RecordRejectsInconsistentResult",
-		rule: "Record fails and changes nothing when Attempt.DeliveryID differs from DeliveryID, AttemptNumber is not AttemptCount+1 (also when it equals it in its low 32 bits), or Status is not a delivery status; the lease stays usable",
+		rule: "Record fails and changes nothing when Attempt.DeliveryID differs from DeliveryID, AttemptNumber is not AttemptCount+1 (also when it equals it in its low 32 bits), Status is not a delivery status, or the rest of what store.CheckResult refuses (a StatusCode that is not an HTTP status, times that do not fit the status); the lease stays usable",
 		run:  testRecordRejectsInconsistent,
 	},
 	{
@@ -1223,6 +1223,12 @@ func testRecordRejectsInconsistent(h *harness) {
 		"AttemptNumber repeats the last attempt":     func(r *store.Result) { r.Attempt.AttemptNumber = 1 },
 		"AttemptNumber skips one":                    func(r *store.Result) { r.Attempt.AttemptNumber = 3 },
 		"Status is not a delivery status":            func(r *store.Result) { r.Status = "delivered" },
+		// The rest of what store.CheckResult refuses.
+		"StatusCode is not an HTTP status":          func(r *store.Result) { r.Attempt.StatusCode = 5000 },
+		"a pending Result has a zero NextAttemptAt": func(r *store.Result) { r.NextAttemptAt = time.Time{} },
+		"a pending Result has CompletedAt set":      func(r *store.Result) { r.CompletedAt = r.UpdatedAt },
+		"a terminal Result has NextAttemptAt set":   func(r *store.Result) { r.Status, r.CompletedAt = store.StatusFailed, r.UpdatedAt },
+		"a terminal Result has a zero CompletedAt":  func(r *store.Result) { r.Status, r.NextAttemptAt = store.StatusSucceeded, time.Time{} },
 	}
 	if strconv.IntSize == 64 {
 		// 2 in 32 bits: a store that narrows it must refuse, not accept.
