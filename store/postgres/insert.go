@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookline/hookline/store"
 )
@@ -119,31 +118,23 @@ func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
 }
 
 // insertOwn inserts the valid new delivery d in a transaction of its own
-// (see write).
+// (see write), then, when it inserted nothing, says why.
 func (s *Store) insertOwn(ctx context.Context, d *store.Delivery) error {
-	err := s.write(ctx, func(q querier) error { return s.insertOne(ctx, q, d) })
-	var ee *insertExecError
-	var we *writeError
-	if errors.As(err, &ee) || errors.As(err, &we) {
+	inserted, err := s.writeOne(ctx, s.sql.insert, insertArgs(d, s.channel))
+	if err != nil {
 		return execError("insert delivery", d.ID, err)
 	}
-	return err
+	if inserted {
+		return nil
+	}
+	return s.insertConflict(ctx, s.pool, d)
 }
 
-// insertExecError is insertOne's failure to run the insert itself, for
-// insertOwn to say whether it may have applied.
-type insertExecError struct{ err error }
-
-func (e *insertExecError) Error() string { return e.err.Error() }
-func (e *insertExecError) Unwrap() error { return e.err }
-
-// insertOne inserts the valid new delivery d through q.
+// insertOne inserts the valid new delivery d through q, the host's
+// transaction (see Tx).
 func (s *Store) insertOne(ctx context.Context, q querier, d *store.Delivery) error {
 	tag, err := q.Exec(ctx, s.sql.insert, insertArgs(d, s.channel)...)
 	if err != nil {
-		if _, own := q.(*pgxpool.Conn); own {
-			return &insertExecError{err}
-		}
 		return fmt.Errorf("postgres: insert delivery %s: %w", d.ID, err)
 	}
 	if tag.RowsAffected() == 1 {

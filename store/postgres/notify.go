@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Reconnection delays of a Notify listener whose connection failed: from
@@ -164,7 +163,4 @@ func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}, reconnect bo
 
 // undefinedSetting reports whether err is the server's "unrecognized
 // configuration parameter" (SQLSTATE 42704).
-func undefinedSetting(err error) bool {
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	return ok && pgErr.Code == "42704"
-}
+func undefinedSetting(err error) bool { return sqlState(err) == "42704" }

@@ -198,9 +198,14 @@ func (e *writeError) Unwrap() error { return e.err }
 
 // serializationFailure reports whether err is a serialization failure
 // (SQLSTATE 40001).
-func serializationFailure(err error) bool {
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	return ok && pgErr.Code == "40001"
+func serializationFailure(err error) bool { return sqlState(err) == "40001" }
+
+// sqlState is the SQLSTATE of err when the server sent it, else "".
+func sqlState(err error) string {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pgErr.Code
+	}
+	return ""
 }
 
 // replanMode is the query mode, given a connection's default mode, of the
