@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookline/hookline/store"
+	"github.com/hookline/hookline/store/postgres"
 	"github.com/hookline/hookline/storetest"
 )
 
@@ -111,13 +112,9 @@ func TestFatalErrorAfterCommitLeavesTheOutcomeUnknown(t *testing.T) {
 		p := newFatalProxy(t, db, "INSERT")
 		st := db.NewStore(t, newPool(t, viaProxy(t, db, p.addr, "sslmode", "disable"), 0), nil)
 		now := time.Now().Truncate(time.Microsecond)
-		require.NoError(t, st.Insert(ctx, storetest.NewDelivery(uuid.New(), now)))
-		claimed, err := st.Claim(ctx, now, 1, time.Hour)
-		require.NoError(t, err)
-		require.Len(t, claimed, 1)
-		c := claimed[0]
+		c := insertAndClaim(t, st, now, 1)[0]
 		p.armed.Store(true)
-		err = st.Record(ctx, c.LeaseToken, store.Result{
+		err := st.Record(ctx, c.LeaseToken, store.Result{
 			DeliveryID: c.ID, Status: store.StatusSucceeded, UpdatedAt: now, CompletedAt: now,
 			Attempt: store.Attempt{ID: uuid.New(), DeliveryID: c.ID, AttemptNumber: 1, StatusCode: 200, CreatedAt: now},
 		})
@@ -135,12 +132,7 @@ func TestFatalErrorAfterCommitLeavesTheOutcomeUnknown(t *testing.T) {
 		p := newFatalProxy(t, db, "SELECT")
 		st := db.NewStore(t, newPool(t, viaProxy(t, db, p.addr, "sslmode", "disable"), 0), nil)
 		now := time.Now().Truncate(time.Microsecond)
-		for range 2 {
-			require.NoError(t, st.Insert(ctx, storetest.NewDelivery(uuid.New(), now)))
-		}
-		claimed, err := st.Claim(ctx, now, 2, time.Hour)
-		require.NoError(t, err)
-		require.Len(t, claimed, 2)
+		claimed := insertAndClaim(t, st, now, 2)
 		tokens := make([]uuid.UUID, len(claimed))
 		rs := make([]store.Result, len(claimed))
 		for i, c := range claimed {
@@ -163,4 +155,17 @@ func TestFatalErrorAfterCommitLeavesTheOutcomeUnknown(t *testing.T) {
 			}
 		}
 	})
+}
+
+// insertAndClaim inserts n deliveries due at now into st and claims them.
+func insertAndClaim(t *testing.T, st *postgres.Store, now time.Time, n int) []*store.Delivery {
+	t.Helper()
+	ctx := context.Background()
+	for range n {
+		require.NoError(t, st.Insert(ctx, storetest.NewDelivery(uuid.New(), now)))
+	}
+	claimed, err := st.Claim(ctx, now, n, time.Hour)
+	require.NoError(t, err)
+	require.Len(t, claimed, n)
+	return claimed
 }
