@@ -3,6 +3,7 @@ package signing
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -143,4 +144,46 @@ func FuzzVerify(f *testing.F) {
 		_, _ = v.VerifyHex(h, body)
 		_, _ = v.VerifyStandard(h, body)
 	})
+}
+
+// parseSignatureHeader parses a whole webhook-signature value into its well
+// formed entries, skipping the others, as VerifyStandard reads it (a test's view of nextSigEntry). A value
+// without a well-formed entry is ErrMalformedHeader.
+func parseSignatureHeader(s string) ([]sigEntry, error) {
+	var entries []sigEntry
+	var lastErr error
+	for rest := s; ; {
+		e, r, more, err := nextSigEntry(rest)
+		if !more {
+			break
+		}
+		rest = r
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		if lastErr == nil {
+			lastErr = fmt.Errorf("no signature entries: %w", ErrMalformedHeader)
+		}
+		return nil, lastErr
+	}
+	return entries, nil
+}
+
+// formatSignatureHeader writes entries as a webhook-signature value, one
+// space between entries.
+func formatSignatureHeader(entries []sigEntry) string {
+	var b strings.Builder
+	for i, e := range entries {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(e.version)
+		b.WriteByte(',')
+		b.WriteString(e.value)
+	}
+	return b.String()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -228,10 +227,7 @@ func (v *Verifier) VerifyStandard(h http.Header, body []byte) (Verified, error) 
 			}
 		}
 	}
-	if !wellFormed {
-		if malformed == nil {
-			malformed = ErrMalformedHeader
-		}
+	if !wellFormed { // isBlank above: there was an entry, so malformed is set
 		return Verified{}, fmt.Errorf("%s: header %s has no well-formed entry: %w", op, HeaderWebhookSignature, malformed)
 	}
 
@@ -461,44 +457,3 @@ func nextSigEntry(s string) (e sigEntry, rest string, more bool, err error) {
 	return e, rest, true, nil
 }
 
-// parseSignatureHeader parses a whole webhook-signature value into its well
-// formed entries, skipping the others, as VerifyStandard reads it. A value
-// without a well-formed entry is ErrMalformedHeader.
-func parseSignatureHeader(s string) ([]sigEntry, error) {
-	var entries []sigEntry
-	var lastErr error
-	for rest := s; ; {
-		e, r, more, err := nextSigEntry(rest)
-		if !more {
-			break
-		}
-		rest = r
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		entries = append(entries, e)
-	}
-	if len(entries) == 0 {
-		if lastErr == nil {
-			lastErr = fmt.Errorf("no signature entries: %w", ErrMalformedHeader)
-		}
-		return nil, lastErr
-	}
-	return entries, nil
-}
-
-// formatSignatureHeader writes entries as a webhook-signature value, one
-// space between entries.
-func formatSignatureHeader(entries []sigEntry) string {
-	var b strings.Builder
-	for i, e := range entries {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(e.version)
-		b.WriteByte(',')
-		b.WriteString(e.value)
-	}
-	return b.String()
-}
