@@ -521,9 +521,9 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 		return nil, fmt.Errorf("new delivery id: %w", err)
 	}
 	now := d.cfg.Clock.Now()
-	if y := now.UTC().Year(); y < store.MinYear || y > store.MaxYear || now.IsZero() {
-		return nil, fmt.Errorf("the Clock reads %s, outside the years %d to %d a Store keeps (a ManualClock starts at the zero time: make it with NewManualClock, or Set it): %w",
-			now.UTC().Format(time.RFC3339), store.MinYear, store.MaxYear, ErrInvalidConfig)
+	if err := store.CheckTimes("deliver", now, 0); err != nil || now.IsZero() {
+		return nil, fmt.Errorf("the Clock reads %s, which no Store keeps (a ManualClock starts at the zero time: make it with NewManualClock, or Set it): %w",
+			now.UTC().Format(time.RFC3339), ErrInvalidConfig)
 	}
 	rec := &store.Delivery{
 		ID:            id,

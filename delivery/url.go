@@ -72,13 +72,13 @@ func ValidateURL(raw string, allowUserinfo bool) error {
 // resolving a host turns into ASCII letters, digits or dots: full-width,
 // circled, parenthesized, mathematical, superscript and subscript forms,
 // modifier letters, letter-like symbols, Roman numerals, small forms,
-// ligatures and segmented digits, and the ideographic full stops. The
-// characters IDNA deletes (a soft hyphen, variation selectors) are not
-// refused: ValidateURL judges the host without them (see idnaHost). "１２７.０.０.１" is then
-// 127.0.0.1, and "0ⓧ7f000001" a non-standard IPv4 form. International
-// host names in their own scripts pass, digits included ("مثال٣"), as does
-// Latin with diacritics ("bücher"); the guard checks every address at dial
-// time in any case.
+// ligatures and segmented digits, and the ideographic full stops:
+// "１２７.０.０.１" becomes 127.0.0.1, and "0ⓧ7f000001" a non-standard IPv4
+// form. International host names in their own scripts pass, digits
+// included ("مثال٣"), as does Latin with diacritics ("bücher"); the guard
+// checks every address at dial time in any case. The characters IDNA
+// deletes (a soft hyphen, variation selectors) are not refused: ValidateURL
+// judges the host without them (see idnaHost).
 func numericLookalike(host string) bool {
 	for _, r := range host {
 		if r >= utf8.RuneSelf && inRanges(r, asciiLookalikeBlocks) {
