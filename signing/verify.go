@@ -456,4 +456,3 @@ func nextSigEntry(s string) (e sigEntry, rest string, more bool, err error) {
 	}
 	return e, rest, true, nil
 }
-
