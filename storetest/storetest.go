@@ -161,7 +161,7 @@ var cases = []testCase{
 	},
 	{
 		name: "AttemptsAccumulateOldestFirstWithEveryField",
-		rule: "each Record appends its attempt: Get returns them oldest first with every field as recorded (id, delivery id, number, HTTP status or 0, response body with non-ASCII text, response time, error message, failure reason, CreatedAt to the microsecond)",
+		rule: "each Record appends its attempt: Get returns them oldest first with every field as recorded (id, delivery id, number, HTTP status or 0, response body with non-ASCII text, response time, error message, failure reason, CreatedAt to the microsecond), and the delivery's SigningSecretID is the last Result's, null included",
 		run:  testAttemptsAccumulate,
 	},
 	{
@@ -291,7 +291,7 @@ var cases = []testCase{
 	},
 	{
 		name: "ClaimOneLeasesOnlyThatDeliveryWhenDue",
-		rule: "a store.OneClaimer's ClaimOne leases the delivery named, as Claim would, when it is pending and due, whatever else is due before it; it returns nil, leasing nothing, when that delivery is not yet due, leased, terminal or unknown",
+		rule: "a store.OneClaimer's ClaimOne leases the delivery named, as Claim would (returned without Attempts), when it is pending and due, whatever else is due before it; it returns nil, leasing nothing, when that delivery is not yet due, leased, terminal or unknown",
 		run:  optional(testClaimOne),
 	},
 	{
@@ -365,7 +365,12 @@ func testClaimOne(h *harness, oc store.OneClaimer) {
 	again := claimOne(d.ID, at(2*time.Second+lease))
 	require.NotNil(h.t, again, "its lease expired: ClaimOne takes it again, as Claim would")
 	assert.NotEqual(h.t, c.LeaseToken, again.LeaseToken, "with a new token")
-	h.record(again.LeaseToken, terminalResult(again, store.StatusSucceeded, at(2*time.Second+lease)))
+	h.record(again.LeaseToken, retryResult(again, at(2*time.Second+lease), at(time.Minute)))
+	retry := claimOne(d.ID, at(time.Minute))
+	require.NotNil(h.t, retry, "a retry that is due: ClaimOne takes it")
+	assert.Equal(h.t, 1, retry.AttemptCount, "it carries its fields")
+	assert.Empty(h.t, retry.Attempts, "as by Claim, a delivery ClaimOne returns carries no Attempts")
+	h.record(retry.LeaseToken, terminalResult(retry, store.StatusSucceeded, at(time.Minute)))
 	done := h.get(d.ID)
 	assert.Nil(h.t, claimOne(d.ID, at(time.Hour)), "terminal: never claimed")
 	h.unchanged(done, "a ClaimOne of a terminal delivery must change nothing")
@@ -1105,11 +1110,13 @@ func testAttemptsAccumulate(h *harness) {
 	a1.ResponseTimeMS = 10000
 	a1.ErrorMessage = "Post \"https://hooks.example.com\": context deadline exceeded"
 	a1.FailureReason = store.ReasonTimeout
+	first := uuid.NullUUID{UUID: uuid.New(), Valid: true}
 	h.record(c.LeaseToken, store.Result{
 		DeliveryID: d.ID, Attempt: a1, Status: store.StatusPending,
 		FailureReason: store.ReasonTimeout, FailureDetail: "no response within 10s",
-		NextAttemptAt: at(time.Minute), UpdatedAt: at(10 * time.Second),
+		SigningSecretID: first, NextAttemptAt: at(time.Minute), UpdatedAt: at(10 * time.Second),
 	})
+	assert.Equal(h.t, first, h.get(d.ID).SigningSecretID, "SigningSecretID must be the last attempt's")
 
 	c = h.claimOne(d.ID, at(time.Minute))
 	a2 := newAttempt(c, at(time.Minute+1*time.Microsecond))
@@ -1123,6 +1130,8 @@ func testAttemptsAccumulate(h *harness) {
 		FailureReason: store.ReasonHTTPError, FailureDetail: "HTTP 503 Service Unavailable",
 		NextAttemptAt: at(5 * time.Minute), UpdatedAt: at(time.Minute + time.Second),
 	})
+	assert.Equal(h.t, uuid.NullUUID{}, h.get(d.ID).SigningSecretID,
+		"SigningSecretID must be the last attempt's: a Result without one clears the earlier one")
 
 	c = h.claimOne(d.ID, at(5*time.Minute))
 	a3 := newAttempt(c, at(5*time.Minute+999999*time.Microsecond))
