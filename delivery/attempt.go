@@ -373,7 +373,16 @@ func (d *Deliverer) attempt(w *worker, rec *store.Delivery) (res store.Result, a
 			delay = max(delay, min(ra, d.cfg.MaxRetryAfter))
 		}
 	}
-	res.Status, res.NextAttemptAt = store.StatusPending, now.Add(delay)
+	next := now.Add(delay)
+	if store.CheckTimes("retry", next, d.cfg.Lease) != nil {
+		// No Store keeps a retry that late (with its lease, past year
+		// MaxYear): the delivery ends here, recorded, rather than its
+		// Record being refused and the attempt made again unrecorded.
+		res.Status, res.CompletedAt = store.StatusFailed, now
+		res.FailureDetail += fmt.Sprintf("; not retried: the next attempt would fall after year %d", store.MaxYear)
+		return res, false
+	}
+	res.Status, res.NextAttemptAt = store.StatusPending, next
 	return res, false
 }
 

@@ -393,8 +393,9 @@ func (d *Deliverer) Store() store.Store {
 
 // Deliver validates the callback URL and the payload, freezes the payload into
 // its canonical bytes, stores a pending automatic delivery due now, and wakes
-// a worker. It returns the stored record; the attempts happen in the
-// background.
+// a worker. It returns the record as it was inserted (pending, due now, no
+// attempts, no lease), whatever a worker has done with it since; the attempts
+// happen in the background. Get or History show its current state.
 //
 // A batch has at most one automatic delivery: calling Deliver again for the
 // same batch with the same URL and identical frozen bytes returns the existing
@@ -402,8 +403,10 @@ func (d *Deliverer) Store() store.Store {
 // different bytes or URL it returns ErrConflict.
 //
 // Errors: a *URLError (ErrInvalidURL) for a bad URL, a *payload.FieldError
-// (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict, or
-// the Store's error.
+// (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict,
+// ErrInvalidConfig for a Clock reading a time no delivery can be stored and
+// sent at (the zero time, before 1970, or less than a Lease before year
+// 10000), or the Store's error.
 //
 // When fewer than 2×Workers deliveries are claimed and not finished and the
 // Store is a store.LeasedInserter (both of hookline's are), the delivery is
@@ -513,6 +516,26 @@ func (d *Deliverer) History(ctx context.Context, batchID uuid.UUID) ([]*store.De
 	return d.cfg.Store.History(ctx, batchID)
 }
 
+// checkClock refuses, with ErrInvalidConfig, a clock reading now at which no
+// delivery could be stored and sent: the zero time (a ManualClock not set),
+// a time before 1970 (signatures carry Unix time) or one too close to year
+// MaxYear's end for a lease to be stored.
+func checkClock(now time.Time, lease time.Duration) error {
+	const hint = " (a ManualClock starts at the time given to NewManualClock; Set moves it)"
+	switch {
+	case now.IsZero():
+		return fmt.Errorf("the Clock reads the zero time, which no Store keeps"+hint+": %w", ErrInvalidConfig)
+	case now.Before(time.Unix(0, 0)):
+		return fmt.Errorf("the Clock reads %s, before 1970, which signatures cannot carry"+hint+": %w",
+			now.UTC().Format(time.RFC3339), ErrInvalidConfig)
+	}
+	if err := store.CheckTimes("deliver", now, lease); err != nil {
+		return fmt.Errorf("the Clock reads %s, where no delivery can be leased (%v)"+hint+": %w",
+			now.UTC().Format(time.RFC3339), err, ErrInvalidConfig)
+	}
+	return nil
+}
+
 // enqueue stores a new pending delivery through ins, or through the
 // Deliverer's Store when ins is nil; then it may go straight to a worker.
 func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string, batchID uuid.UUID, body []byte, automatic bool) (*store.Delivery, error) {
@@ -521,9 +544,8 @@ func (d *Deliverer) enqueue(ctx context.Context, ins store.Inserter, url string,
 		return nil, fmt.Errorf("new delivery id: %w", err)
 	}
 	now := d.cfg.Clock.Now()
-	if err := store.CheckTimes("deliver", now, 0); err != nil || now.IsZero() {
-		return nil, fmt.Errorf("the Clock reads %s, which no Store keeps (a ManualClock starts at the zero time: make it with NewManualClock, or Set it): %w",
-			now.UTC().Format(time.RFC3339), ErrInvalidConfig)
+	if err := checkClock(now, d.cfg.Lease); err != nil {
+		return nil, err
 	}
 	rec := &store.Delivery{
 		ID:            id,

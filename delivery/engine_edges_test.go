@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -192,15 +193,80 @@ func TestNilPointersInConfigAreRefused(t *testing.T) {
 	assert.ErrorIs(t, err, delivery.ErrInvalidConfig)
 }
 
-// The zero ManualClock reads the zero time, which no Store keeps: Deliver
-// says so instead of failing in the Store with an untyped error.
-func TestDeliverWithAClockAtTheZeroTime(t *testing.T) {
+// A clock at which no delivery can be stored and sent makes Deliver fail
+// with ErrInvalidConfig, started or not, storing nothing, instead of failing
+// in the Store with an untyped error (or, not started, storing a delivery
+// that no Claim can lease): the zero time (the zero ManualClock), a time
+// before 1970 (no signature carries it), and one too close to the end of
+// year 9999 for a lease.
+func TestDeliverRefusesAClockItCannotWorkWith(t *testing.T) {
 	t.Parallel()
-	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Clock: &delivery.ManualClock{}})
-	require.NoError(t, err)
-	_, err = d.Deliver(context.Background(), "https://example.com/", callback(uuid.New()))
-	require.ErrorIs(t, err, delivery.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), "NewManualClock")
+	for name, now := range map[string]time.Time{
+		"zero":            {},
+		"before 1970":     time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC),
+		"lease past 9999": time.Date(9999, 12, 31, 23, 59, 30, 0, time.UTC), // the default Lease is a minute
+	} {
+		for _, started := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/started=%v", name, started), func(t *testing.T) {
+				t.Parallel()
+				st := store.NewMemory()
+				d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), Store: st,
+					Clock: delivery.NewManualClock(now), AllowPrivateNetworks: true})
+				require.NoError(t, err)
+				if started {
+					require.NoError(t, d.Start(context.Background()))
+					t.Cleanup(func() { d.Stop(context.Background()) })
+				}
+				cb := callback(uuid.New())
+				_, err = d.Deliver(context.Background(), "https://example.com/", cb)
+				require.ErrorIs(t, err, delivery.ErrInvalidConfig)
+				assert.Contains(t, err.Error(), "NewManualClock")
+				h, err := st.History(context.Background(), cb.BatchID)
+				require.NoError(t, err)
+				assert.Empty(t, h, "nothing stored")
+			})
+		}
+	}
+	_, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)),
+		Clock: delivery.NewManualClock(time.Date(9999, 12, 31, 23, 58, 0, 0, time.UTC))})
+	require.NoError(t, err, "a minute and more before the end is fine")
+}
+
+// A retry that would fall due past year 9999 (with its lease) cannot be
+// stored: the delivery ends failed at that attempt, recorded, instead of a
+// refused Record leaving the lease to expire and the attempt to be made
+// again, unrecorded, with no end.
+func TestRetryPastYear9999EndsTheDelivery(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) },
+		func(c *delivery.Config) { c.RetryPolicy = delivery.ExponentialRetryPolicy(time.Hour, time.Hour) })
+	h.clock.Set(time.Date(9999, 12, 31, 23, 30, 0, 0, time.UTC)) // the retry, an hour ±20% on, falls in year 10000
+	got := h.waitTerminal(h.deliver(h.srv.URL + "/hooks").ID)
+	assert.Equal(t, store.StatusFailed, got.Status)
+	assert.Equal(t, 1, got.AttemptCount)
+	assert.Equal(t, store.ReasonHTTPError, got.FailureReason)
+	assert.Contains(t, got.FailureDetail, "not retried: the next attempt would fall after year 9999")
+	settle()
+	assert.Len(t, h.requests(), 1, "sent once")
+}
+
+// ExponentialRetryPolicy bounds initial and maxDelay to a year before its
+// ±20% randomization, which would otherwise overflow to negative delays
+// (read as "at once").
+func TestExponentialPolicyBoundsHugeDelays(t *testing.T) {
+	t.Parallel()
+	const year = 365 * 24 * time.Hour
+	for _, p := range []delivery.RetryPolicy{
+		delivery.ExponentialRetryPolicy(time.Hour, math.MaxInt64),
+		delivery.ExponentialRetryPolicy(math.MaxInt64, math.MaxInt64),
+	} {
+		b := p()
+		for i := range 60 {
+			d := b.NextBackOff()
+			require.GreaterOrEqual(t, d, time.Duration(0), "delay %d", i+1)
+			require.LessOrEqual(t, d, year+year/5, "delay %d", i+1)
+		}
+	}
 }
 
 // With the default policy, MaxAttempts alone ends a failing delivery: past

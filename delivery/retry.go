@@ -16,7 +16,9 @@ import (
 // failed attempt; since a delivery may move between processes, it rebuilds
 // the state for attempt n by calling NextBackOff n times on a new BackOff.
 // backoff.Stop ends the delivery as failed, as does reaching MaxAttempts.
-// Another negative delay is read as 0, and one longer than a year as a year.
+// Another negative delay is read as 0, and one longer than a year as a year;
+// a retry that would fall due after year store.MaxYear (its lease included)
+// ends the delivery as failed, since no Store can keep it.
 //
 // DefaultRetryPolicy is the default; ExponentialRetryPolicy is the usual
 // alternative; any function returning a backoff.BackOff works.
@@ -50,10 +52,13 @@ func DefaultRetryPolicy() backoff.BackOff {
 // ExponentialRetryPolicy returns a RetryPolicy of exponential delays:
 // initial, then multiplied by 2 each time up to maxDelay, each randomized by
 // ±20%. An initial below a millisecond is read as a millisecond, a maxDelay
-// below initial as initial.
+// below initial as initial, and either above a year as a year (as
+// RetryPolicy reads longer delays).
 func ExponentialRetryPolicy(initial, maxDelay time.Duration) RetryPolicy {
-	initial = max(initial, time.Millisecond)
-	maxDelay = max(maxDelay, initial)
+	// Bounded before backoff randomizes them: ±20% of a delay near
+	// math.MaxInt64 would overflow to a negative one.
+	initial = min(max(initial, time.Millisecond), maxRetryDelay)
+	maxDelay = min(max(maxDelay, initial), maxRetryDelay)
 	return func() backoff.BackOff {
 		b := backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(initial),
