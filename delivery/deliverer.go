@@ -38,11 +38,12 @@ type Deliverer struct {
 	signer atomic.Pointer[signing.Signer]
 	wake   chan struct{} // capacity 1: "look at the Store again"
 
-	mu     sync.Mutex
-	state  int // 0 new, 1 started, 2 stopped
-	stopCh chan struct{}
-	runCtx context.Context
-	abort  context.CancelFunc // aborts attempts in flight
+	mu      sync.Mutex
+	state   int // 0 new, 1 started, 2 stopped
+	stopCh  chan struct{}
+	stopped chan struct{} // made by the Stop of a started Deliverer, closed when it returns
+	runCtx  context.Context
+	abort   context.CancelFunc // aborts attempts in flight
 	// storeCtx is the context of Record and Release, which outlive an
 	// abort (a lease must be recorded or released); Stop cancels it when
 	// they have not returned stopGrace past its own context's end. Each
@@ -783,8 +784,10 @@ const stopGrace = 2 * time.Second
 // returns, after Stop has returned (a Release given 2 seconds; past them the
 // lease expires). An Observer hook that is running is
 // waited for even then (see Observer). Stop on a Deliverer never started, or
-// already stopped, returns nil; on one not made by New (nil included), an
-// error matching ErrInvalidConfig.
+// already stopped, returns nil; while another Stop is under way it waits for
+// that one to return (nil), or for ctx to end (ctx's error; the other Stop
+// goes on); on a Deliverer not made by New (nil included), an error matching
+// ErrInvalidConfig.
 func (d *Deliverer) Stop(ctx context.Context) error {
 	if err := d.made(); err != nil {
 		return err
@@ -792,10 +795,21 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	if d.state != 1 {
 		d.state = 2
+		stopped := d.stopped
 		d.mu.Unlock()
-		return nil
+		if stopped == nil { // never started
+			return nil
+		}
+		select {
+		case <-stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	d.state = 2
+	d.stopped = make(chan struct{})
+	defer close(d.stopped)
 	close(d.stopCh)
 	d.mu.Unlock()
 

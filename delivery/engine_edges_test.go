@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -425,4 +426,43 @@ func deliverIntoGate(t *testing.T, st store.Store, gate *gatedInsertLeased) (*de
 		delivered <- err
 	}()
 	return d, <-gate.inserted, delivered
+}
+
+// A Stop called while another is under way waits for that one to return
+// (a caller may use Stop as a barrier, as two shutdown hooks do), or for
+// its own context to end.
+func TestConcurrentStopWaitsForTheFirst(t *testing.T) {
+	t.Parallel()
+	block := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(block) })
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { <-block }, nil)
+	t.Cleanup(unblock) // runs before the harness's: its receiver must not hang
+	rec := h.deliver(h.srv.URL + "/hooks")
+	require.Eventually(t, func() bool { return len(h.requests()) == 1 }, 10*time.Second, time.Millisecond)
+	first := make(chan error, 1)
+	go func() { first <- h.d.Stop(context.Background()) }()
+	// Once the first Stop is under way, a Deliver no longer hands its
+	// delivery to a worker: it is stored without a lease.
+	require.Eventually(t, func() bool {
+		got, err := h.st.Get(context.Background(), h.deliver(h.srv.URL+"/probe").ID)
+		require.NoError(t, err)
+		return got.LeaseToken == uuid.Nil
+	}, 10*time.Second, time.Millisecond, "the first Stop never began")
+
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, h.d.Stop(short), context.DeadlineExceeded, "a second Stop returned while an attempt was in flight")
+	second := make(chan error, 1)
+	go func() { second <- h.d.Stop(context.Background()) }()
+	select {
+	case err := <-second:
+		t.Fatalf("a second Stop returned %v while an attempt was in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	unblock()
+	require.NoError(t, <-first)
+	require.NoError(t, <-second)
+	got, err := h.st.Get(context.Background(), rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusSucceeded, got.Status, "the attempt was recorded, not aborted")
 }
