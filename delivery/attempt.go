@@ -267,9 +267,9 @@ func (d *Deliverer) leased(rec *store.Delivery, op string, call func(token uuid.
 	return err
 }
 
-// retryStore runs call until it succeeds, fails with ErrLeaseLost or
-// ErrNotFound (which no retry mends), the retries run out, or the Deliverer
-// is aborted (Stop's context ended).
+// retryStore runs call until it succeeds, fails with ErrLeaseLost,
+// ErrNotFound or ErrInvalidArgument (which no retry mends), the retries run
+// out, or the Deliverer is aborted (Stop's context ended).
 func (d *Deliverer) retryStore(op string, call func() error) error {
 	var err error
 	for i := 0; ; i++ {
@@ -281,8 +281,8 @@ func (d *Deliverer) retryStore(op string, call func() error) error {
 			return err
 		}
 		d.storeError(op, err)
-		if i == len(storeRetries) || d.runCtx.Err() != nil {
-			return err
+		if i == len(storeRetries) || d.runCtx.Err() != nil || errors.Is(err, store.ErrInvalidArgument) {
+			return err // a refused argument: no retry mends it
 		}
 		// Once Stop's context has ended (or Start's), no more tries: Stop
 		// is not to wait for a failing Store, and the lease will expire.

@@ -433,7 +433,7 @@ func (d *Deliverer) DeliverTx(ctx context.Context, ins store.Inserter, callbackU
 
 // deliver is Deliver (ins nil: the Deliverer's Store) and DeliverTx.
 func (d *Deliverer) deliver(ctx context.Context, ins store.Inserter, callbackURL string, p payload.Callback) (*store.Delivery, error) {
-	if err := d.made(); err != nil {
+	if err := d.ready(ctx, "deliver"); err != nil {
 		return nil, err
 	}
 	if last := d.lastURL.Load(); last == nil || *last != callbackURL {
@@ -483,7 +483,7 @@ func (d *Deliverer) automatic(ctx context.Context, batchID uuid.UUID) *store.Del
 // ErrNotFound when the batch has no delivery; ErrConflict while one is still
 // in flight.
 func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.Delivery, error) {
-	if err := d.made(); err != nil {
+	if err := d.ready(ctx, "redeliver"); err != nil {
 		return nil, err
 	}
 	latest, err := d.cfg.Store.Latest(ctx, batchID)
@@ -502,7 +502,7 @@ func (d *Deliverer) Redeliver(ctx context.Context, batchID uuid.UUID) (*store.De
 
 // Get returns one delivery with its attempts, or ErrNotFound.
 func (d *Deliverer) Get(ctx context.Context, id uuid.UUID) (*store.Delivery, error) {
-	if err := d.made(); err != nil {
+	if err := d.ready(ctx, "get"); err != nil {
 		return nil, err
 	}
 	return d.cfg.Store.Get(ctx, id)
@@ -511,7 +511,7 @@ func (d *Deliverer) Get(ctx context.Context, id uuid.UUID) (*store.Delivery, err
 // History returns the batch's deliveries, newest first, each with its
 // attempts oldest first; empty when the batch has none.
 func (d *Deliverer) History(ctx context.Context, batchID uuid.UUID) ([]*store.Delivery, error) {
-	if err := d.made(); err != nil {
+	if err := d.ready(ctx, "history"); err != nil {
 		return nil, err
 	}
 	return d.cfg.Store.History(ctx, batchID)
@@ -702,7 +702,7 @@ func (d *Deliverer) poke() {
 // A Deliverer starts once: a second Start, or a Start after Stop, returns
 // ErrStopped.
 func (d *Deliverer) Start(ctx context.Context) error {
-	if err := d.made(); err != nil {
+	if err := d.ready(ctx, "start"); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -789,7 +789,7 @@ const stopGrace = 2 * time.Second
 // goes on); on a Deliverer not made by New (nil included), an error matching
 // ErrInvalidConfig.
 func (d *Deliverer) Stop(ctx context.Context) error {
-	if err := d.made(); err != nil {
+	if err := d.ready(ctx, "stop"); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -904,6 +904,17 @@ func (d *Deliverer) dispatch(notified <-chan struct{}) {
 func (d *Deliverer) made() error {
 	if d == nil || d.cfg.Store == nil {
 		return fmt.Errorf("delivery: Deliverer not made by New: %w", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// ready is made, and refuses a nil ctx with ErrInvalidArgument.
+func (d *Deliverer) ready(ctx context.Context, op string) error {
+	if err := d.made(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		return fmt.Errorf("delivery: %s: nil Context: %w", op, ErrInvalidArgument)
 	}
 	return nil
 }

@@ -466,3 +466,74 @@ func TestConcurrentStopWaitsForTheFirst(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.StatusSucceeded, got.Status, "the attempt was recorded, not aborted")
 }
+
+// A nil context is refused with ErrInvalidArgument by every method that
+// takes one, started or not, instead of a panic in the Store.
+func TestNilContextIsRefused(t *testing.T) {
+	t.Parallel()
+	var nilCtx context.Context
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)), AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	calls := map[string]func() error{
+		"Deliver": func() error { _, err := d.Deliver(nilCtx, "https://example.com/", callback(uuid.New())); return err },
+		"DeliverTx": func() error {
+			_, err := d.DeliverTx(nilCtx, store.NewMemory(), "https://example.com/", callback(uuid.New()))
+			return err
+		},
+		"Redeliver": func() error { _, err := d.Redeliver(nilCtx, uuid.New()); return err },
+		"Get":       func() error { _, err := d.Get(nilCtx, uuid.New()); return err },
+		"History":   func() error { _, err := d.History(nilCtx, uuid.New()); return err },
+		"Start":     func() error { return d.Start(nilCtx) },
+		"Stop":      func() error { return d.Stop(nilCtx) },
+	}
+	check := func(when string) {
+		for name, call := range calls {
+			assert.NotPanics(t, func() {
+				assert.ErrorIs(t, call(), delivery.ErrInvalidArgument, "%s %s", name, when)
+			}, "%s %s", name, when)
+		}
+	}
+	check("before Start")
+	require.NoError(t, d.Start(context.Background()))
+	check("after Start")
+	require.NoError(t, d.Stop(context.Background()))
+}
+
+// recordRefused is a memory store whose Record refuses every Result for its
+// arguments, counting the calls.
+type recordRefused struct {
+	*store.Memory
+	calls atomic.Int32
+}
+
+func (s *recordRefused) Record(context.Context, uuid.UUID, store.Result) error {
+	s.calls.Add(1)
+	return fmt.Errorf("record: a field this store cannot keep: %w", store.ErrInvalidArgument)
+}
+
+// A Record refused for its arguments is not tried again (no retry mends
+// it): the lease is left to expire instead of the worker waiting through
+// the store retries.
+func TestRefusedRecordIsNotRetried(t *testing.T) {
+	t.Parallel()
+	st := &recordRefused{Memory: store.NewMemory()}
+	errs := make(chan error, 10)
+	h := newHarness(t, nil, func(c *delivery.Config) {
+		c.Store = st
+		c.Observer.Error = func(op string, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}
+	})
+	h.deliver(h.srv.URL + "/hooks")
+	select {
+	case err := <-errs:
+		assert.ErrorIs(t, err, store.ErrInvalidArgument)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refused Record was never reported")
+	}
+	time.Sleep(300 * time.Millisecond) // past the first two store retries (50 ms, 200 ms)
+	assert.Equal(t, int32(1), st.calls.Load(), "Record tried again")
+}

@@ -29,6 +29,11 @@ var ErrNotFound = store.ErrNotFound
 // different bytes.
 var ErrConflict = store.ErrConflict
 
+// ErrInvalidArgument is store.ErrInvalidArgument: a call was refused for
+// its arguments (a nil context), or the Store refused one. Re-exported so
+// callers need not import store.
+var ErrInvalidArgument = store.ErrInvalidArgument
+
 // ErrStopped: Start was called on a Deliverer that has been stopped, or twice.
 var ErrStopped = errors.New("deliverer stopped or already started")
 

@@ -12,8 +12,12 @@ import (
 type verifiedKey struct{}
 
 // VerifiedFromContext returns what Verifier.Middleware verified about the
-// request whose context ctx is, and false when ctx holds nothing from it.
+// request whose context ctx is, and false when ctx holds nothing from it
+// (or is nil).
 func VerifiedFromContext(ctx context.Context) (Verified, bool) {
+	if ctx == nil {
+		return Verified{}, false
+	}
 	vd, ok := ctx.Value(verifiedKey{}).(Verified)
 	return vd, ok
 }

@@ -2,6 +2,7 @@ package signing_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -294,4 +295,14 @@ func TestMiddlewareOverHTTP(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, send(io.MultiReader(bytes.NewReader(big)), big))
 	assert.Equal(t, http.StatusUnauthorized, send(bytes.NewReader(body), []byte("other")))
 	assert.Equal(t, int32(1), rec.calls.Load(), "only the good request reached next")
+}
+
+// VerifiedFromContext reports nothing verified for a nil context rather
+// than panicking.
+func TestVerifiedFromANilContext(t *testing.T) {
+	var nilCtx context.Context
+	assert.NotPanics(t, func() {
+		_, ok := signing.VerifiedFromContext(nilCtx)
+		assert.False(t, ok)
+	})
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -56,7 +55,7 @@ func CheckTimes(op string, now time.Time, lease time.Duration) error {
 		times = append(times, now.Add(lease))
 	}
 	if problem := badTime(names, times...); problem != "" {
-		return fmt.Errorf("store: %s: %s", op, problem)
+		return fmt.Errorf("store: %s: %s: %w", op, problem, ErrInvalidArgument)
 	}
 	return nil
 }
@@ -85,7 +84,7 @@ func badURL(u string) string {
 // hookline's stores call it first; a custom Store may too.
 func CheckNew(d *Delivery) error {
 	if d == nil {
-		return errors.New("store: insert delivery: nil delivery")
+		return fmt.Errorf("store: insert delivery: nil delivery: %w", ErrInvalidArgument)
 	}
 	urlProblem := badURL(d.CallbackURL)
 	timeProblem := badTime(newTimes, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
@@ -114,7 +113,7 @@ func CheckNew(d *Delivery) error {
 	default:
 		return nil
 	}
-	return fmt.Errorf("store: insert delivery %s: %s", d.ID, problem)
+	return fmt.Errorf("store: insert delivery %s: %s: %w", d.ID, problem, ErrInvalidArgument)
 }
 
 var (
@@ -139,7 +138,7 @@ func CheckLeased(d *Delivery) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("store: insert leased delivery %s: %s", d.ID, problem)
+	return fmt.Errorf("store: insert leased delivery %s: %s: %w", d.ID, problem, ErrInvalidArgument)
 }
 
 // CheckResult returns a descriptive error when r is inconsistent for
@@ -151,7 +150,7 @@ func CheckLeased(d *Delivery) error {
 // the Store's to check against what it holds.
 func CheckResult(r *Result) error {
 	if r == nil {
-		return errors.New("store: record attempt: nil Result")
+		return fmt.Errorf("store: record attempt: nil Result: %w", ErrInvalidArgument)
 	}
 	var problem string
 	switch {
@@ -176,7 +175,7 @@ func CheckResult(r *Result) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("store: record attempt on delivery %s: %s", r.DeliveryID, problem)
+	return fmt.Errorf("store: record attempt on delivery %s: %s: %w", r.DeliveryID, problem, ErrInvalidArgument)
 }
 
 var resultTimes = []string{"NextAttemptAt", "UpdatedAt", "CompletedAt", "Attempt.CreatedAt"}

@@ -126,7 +126,7 @@ func (m *Memory) InsertLeased(ctx context.Context, d *Delivery) error {
 }
 
 func (m *Memory) insert(ctx context.Context, d *Delivery, leased bool) error {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "insert delivery"); err != nil {
 		return err
 	}
 	check := CheckNew
@@ -212,14 +212,14 @@ func (m *Memory) newer(i, j int32) bool {
 // for concurrent use; concurrent callers never receive the same delivery
 // under a valid lease.
 func (m *Memory) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*Delivery, error) {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "claim"); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		return nil, fmt.Errorf("store: claim: limit is %d, want at least 1", limit)
+		return nil, fmt.Errorf("store: claim: limit is %d, want at least 1: %w", limit, ErrInvalidArgument)
 	}
 	if lease <= 0 {
-		return nil, fmt.Errorf("store: claim: lease is %v, want a positive duration", lease)
+		return nil, fmt.Errorf("store: claim: lease is %v, want a positive duration: %w", lease, ErrInvalidArgument)
 	}
 	if err := CheckTimes("claim", now, lease); err != nil {
 		return nil, err
@@ -253,11 +253,11 @@ func (m *Memory) Claim(ctx context.Context, now time.Time, limit int, lease time
 // OneClaimer). It is safe for concurrent use with Claim: the two never
 // lease one delivery twice.
 func (m *Memory) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease time.Duration) (*Delivery, error) {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "claim delivery"); err != nil {
 		return nil, err
 	}
 	if lease <= 0 {
-		return nil, fmt.Errorf("store: claim delivery %s: lease is %v, want a positive duration", id, lease)
+		return nil, fmt.Errorf("store: claim delivery %s: lease is %v, want a positive duration: %w", id, lease, ErrInvalidArgument)
 	}
 	if err := CheckTimes("claim delivery "+id.String(), now, lease); err != nil {
 		return nil, err
@@ -299,7 +299,7 @@ func cloneWithoutAttempts(d *Delivery) *Delivery {
 // NextAttemptAt and no CompletedAt; a terminal one needs CompletedAt and no
 // NextAttemptAt). Record is safe for concurrent use.
 func (m *Memory) Record(ctx context.Context, leaseToken uuid.UUID, r Result) error {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "record attempt"); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -312,7 +312,7 @@ func (m *Memory) Record(ctx context.Context, leaseToken uuid.UUID, r Result) err
 		return err
 	}
 	if r.Attempt.AttemptNumber != e.d.AttemptCount+1 {
-		return fmt.Errorf("store: record attempt on delivery %s: Attempt.AttemptNumber is %d, want %d (AttemptCount+1)", r.DeliveryID, r.Attempt.AttemptNumber, e.d.AttemptCount+1)
+		return fmt.Errorf("store: record attempt on delivery %s: Attempt.AttemptNumber is %d, want %d (AttemptCount+1): %w", r.DeliveryID, r.Attempt.AttemptNumber, e.d.AttemptCount+1, ErrInvalidArgument)
 	}
 	a := r.Attempt
 	a.CreatedAt = a.CreatedAt.Round(0)
@@ -340,7 +340,7 @@ func (m *Memory) Record(ctx context.Context, leaseToken uuid.UUID, r Result) err
 // alone. It returns a descriptive error, changing nothing, when next is
 // zero. Release is safe for concurrent use.
 func (m *Memory) Release(ctx context.Context, id, leaseToken uuid.UUID, next time.Time) error {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "release"); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -350,7 +350,7 @@ func (m *Memory) Release(ctx context.Context, id, leaseToken uuid.UUID, next tim
 		return err
 	}
 	if next.IsZero() {
-		return fmt.Errorf("store: release delivery %s: next is zero; pass when it is due again", id)
+		return fmt.Errorf("store: release delivery %s: next is zero; pass when it is due again: %w", id, ErrInvalidArgument)
 	}
 	if err := CheckTimes("release delivery "+id.String(), next, 0); err != nil {
 		return err
@@ -379,7 +379,7 @@ func (m *Memory) leased(id, token uuid.UUID, verb string) (*memEntry, error) {
 // Get returns a copy of one delivery with its attempts, or ErrNotFound. It
 // is safe for concurrent use.
 func (m *Memory) Get(ctx context.Context, id uuid.UUID) (*Delivery, error) {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "get delivery"); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -395,7 +395,7 @@ func (m *Memory) Get(ctx context.Context, id uuid.UUID) (*Delivery, error) {
 // then greatest id) with its attempts, or ErrNotFound. It is safe for
 // concurrent use.
 func (m *Memory) Latest(ctx context.Context, batchID uuid.UUID) (*Delivery, error) {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "latest delivery"); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -412,7 +412,7 @@ func (m *Memory) Latest(ctx context.Context, batchID uuid.UUID) (*Delivery, erro
 // first. It reads only the batch's own deliveries and is safe for concurrent
 // use.
 func (m *Memory) History(ctx context.Context, batchID uuid.UUID) ([]*Delivery, error) {
-	if err := ctx.Err(); err != nil {
+	if err := CheckContext(ctx, "history"); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()

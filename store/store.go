@@ -17,7 +17,9 @@ import (
 // the microsecond at least. Deliveries passed in and returned are copies; a
 // Store keeps no reference to the caller's values. A method called with a
 // context that has already ended returns the context's error and changes
-// nothing.
+// nothing. A call refused for its arguments (a nil context, what the Check
+// functions refuse, a limit below 1 or a lease that is not positive)
+// returns an error matching ErrInvalidArgument and changes nothing.
 type Store interface {
 	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
 	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and

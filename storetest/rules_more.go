@@ -217,9 +217,7 @@ func testInsertLeasedRefusesAll(h *harness, li store.LeasedInserter) {
 		d := newLeased(uuid.New(), at(0))
 		change(d)
 		err := li.InsertLeased(h.ctx, d)
-		if assert.Error(h.t, err, "InsertLeased of a delivery with %s must fail", what) {
-			assert.NotErrorIs(h.t, err, store.ErrConflict, "%s is invalid, not a conflict", what)
-		}
+		assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "InsertLeased of a delivery with %s must fail: it is invalid, not a conflict", what)
 		inserts(d, what)
 	}
 
@@ -269,6 +267,8 @@ func testClaimBadArgs(h *harness) {
 		ds, err := h.s.Claim(h.ctx, at(0), x.limit, x.lease)
 		if err == nil {
 			assert.Empty(h.t, ids(ds), "Claim with limit %d and lease %v must fail or return nothing", x.limit, x.lease)
+		} else {
+			assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "Claim with limit %d and lease %v", x.limit, x.lease)
 		}
 		h.unchanged(before, fmt.Sprintf("Claim with limit %d and lease %v must lease nothing", x.limit, x.lease))
 	}

@@ -215,6 +215,11 @@ var cases = []testCase{
 		run:  testCanceledContext,
 	},
 	{
+		name: "NilContextIsRefusedAndChangesNothing",
+		rule: "every method, the optional ones included, called with a nil context returns an error matching store.ErrInvalidArgument (store.CheckContext gives one), without panicking, and changes nothing",
+		run:  testNilContext,
+	},
+	{
 		name: "InsertAndRecordRefuseWhatNoStoreKeeps",
 		rule: "Insert refuses, inserting nothing, a CallbackURL that is empty, not UTF-8 or holds a NUL byte, and a time outside years store.MinYear to store.MaxYear; Record, Release and Claim refuse such a time (for Claim, a lease expiring past it) and change nothing",
 		run:  testUnstorable,
@@ -421,9 +426,7 @@ func testInsertLeasedRefuses(h *harness, li store.LeasedInserter) {
 	early.LeaseExpiresAt = early.NextAttemptAt
 	for name, d := range map[string]*store.Delivery{"a nil LeaseToken": noToken, "LeaseExpiresAt equal to NextAttemptAt": early} {
 		err := li.InsertLeased(h.ctx, d)
-		if assert.Error(h.t, err, "InsertLeased with %s must fail", name) {
-			assert.NotErrorIs(h.t, err, store.ErrConflict, "InsertLeased with %s is invalid, not a conflict", name)
-		}
+		assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "InsertLeased with %s must fail: it is invalid, not a conflict", name)
 		_, err = h.s.Get(h.ctx, d.ID)
 		assert.ErrorIs(h.t, err, store.ErrNotFound, "InsertLeased with %s inserts nothing", name)
 	}
@@ -1248,23 +1251,21 @@ func testRecordRejectsInconsistent(h *harness) {
 		r := retryResult(c, at(time.Minute+time.Second), at(2*time.Minute))
 		change(&r)
 		err := h.s.Record(h.ctx, c.LeaseToken, r)
-		assert.Error(h.t, err, "Record must fail when %s", what)
+		assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "Record must fail when %s", what)
 		h.unchanged(before, "a refused Record ("+what+") must change nothing")
 	}
 	h.record(c.LeaseToken, retryResult(c, at(time.Minute+time.Second), at(2*time.Minute)))
 }
 
 // refusesInserts checks that Insert refuses a new delivery changed by each
-// of bad, with an error that is not ErrConflict, inserting nothing.
+// of bad, with an error matching ErrInvalidArgument, inserting nothing.
 func (h *harness) refusesInserts(bad map[string]func(d *store.Delivery)) {
 	h.t.Helper()
 	for what, change := range bad {
 		d := NewDelivery(uuid.New(), at(0))
 		change(d)
 		err := h.s.Insert(h.ctx, d)
-		if assert.Error(h.t, err, "Insert of a delivery with %s must fail", what) {
-			assert.NotErrorIs(h.t, err, store.ErrConflict, "%s is invalid, not a conflict", what)
-		}
+		assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "Insert of a delivery with %s must fail: it is invalid, not a conflict", what)
 		_, err = h.s.Get(h.ctx, d.ID)
 		assert.ErrorIs(h.t, err, store.ErrNotFound, "a refused Insert (%s) inserts nothing", what)
 	}
@@ -1294,14 +1295,14 @@ func testUnstorable(h *harness) {
 	} {
 		r := retryResult(c, at(time.Second), at(time.Minute))
 		change(&r)
-		assert.Error(h.t, h.s.Record(h.ctx, c.LeaseToken, r), "Record with %s must fail", what)
+		assert.ErrorIs(h.t, h.s.Record(h.ctx, c.LeaseToken, r), store.ErrInvalidArgument, "Record with %s must fail", what)
 		h.unchanged(before, "a refused Record ("+what+") must change nothing")
 	}
-	assert.Error(h.t, h.s.Release(h.ctx, c.ID, c.LeaseToken, late), "Release to a time after MaxYear must fail")
+	assert.ErrorIs(h.t, h.s.Release(h.ctx, c.ID, c.LeaseToken, late), store.ErrInvalidArgument, "Release to a time after MaxYear must fail")
 	h.unchanged(before, "a refused Release must change nothing")
 	last := time.Date(store.MaxYear, 12, 31, 23, 0, 0, 0, time.UTC)
 	got, err := h.s.Claim(h.ctx, last, 10, 2*time.Hour)
-	assert.Error(h.t, err, "a Claim whose lease would expire after MaxYear must fail")
+	assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "a Claim whose lease would expire after MaxYear must fail")
 	assert.Empty(h.t, got)
 	h.unchanged(before, "a refused Claim must change nothing")
 	h.record(c.LeaseToken, terminalResult(c, store.StatusSucceeded, at(time.Second)))
@@ -1431,6 +1432,48 @@ func testNotFound(h *harness) {
 	assert.ErrorIs(h.t, err, store.ErrNotFound, "Release on an unknown delivery must return ErrNotFound")
 	_, err = h.s.Get(h.ctx, ghost.ID)
 	assert.ErrorIs(h.t, err, store.ErrNotFound, "Record on an unknown delivery must not create it")
+}
+
+func testNilContext(h *harness) {
+	var nilCtx context.Context
+	refused := func(what string, call func() error) {
+		h.t.Helper()
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					h.t.Errorf("%s with a nil context panicked: %v", what, p)
+					err = store.ErrInvalidArgument
+				}
+			}()
+			err = call()
+		}()
+		assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "%s with a nil context", what)
+	}
+
+	d := NewDelivery(uuid.New(), at(0))
+	refused("Insert", func() error { return h.s.Insert(nilCtx, d) })
+	if li, ok := h.s.(store.LeasedInserter); ok {
+		refused("InsertLeased", func() error { return li.InsertLeased(nilCtx, newLeased(d.BatchID, at(0))) })
+	}
+	assert.Empty(h.t, h.history(d.BatchID), "refused inserts insert nothing")
+
+	h.insert(d)
+	before := h.get(d.ID)
+	refused("Claim", func() error { _, err := h.s.Claim(nilCtx, at(0), 10, lease); return err })
+	if oc, ok := h.s.(store.OneClaimer); ok {
+		refused("ClaimOne", func() error { _, err := oc.ClaimOne(nilCtx, d.ID, at(0), lease); return err })
+	}
+	h.unchanged(before, "a Claim with a nil context must lease nothing")
+
+	c := h.claimOne(d.ID, at(0))
+	before = h.get(d.ID)
+	refused("Record", func() error { return h.s.Record(nilCtx, c.LeaseToken, retryResult(c, at(0), at(time.Minute))) })
+	refused("Release", func() error { return h.s.Release(nilCtx, d.ID, c.LeaseToken, at(time.Minute)) })
+	h.unchanged(before, "Record and Release with a nil context must change nothing")
+	refused("Get", func() error { _, err := h.s.Get(nilCtx, d.ID); return err })
+	refused("Latest", func() error { _, err := h.s.Latest(nilCtx, d.BatchID); return err })
+	refused("History", func() error { _, err := h.s.History(nilCtx, d.BatchID); return err })
 }
 
 func testCanceledContext(h *harness) {

@@ -25,7 +25,7 @@ func (s *Store) Insert(ctx context.Context, d *store.Delivery) error {
 	if err := s.made(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "insert delivery"); err != nil {
 		return err
 	}
 	if err := store.CheckNew(d); err != nil {
@@ -43,7 +43,7 @@ func (s *Store) InsertLeased(ctx context.Context, d *store.Delivery) error {
 	if err := s.made(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "insert leased delivery"); err != nil {
 		return err
 	}
 	if err := store.CheckLeased(d); err != nil {
@@ -108,7 +108,7 @@ func (t txInserter) Insert(ctx context.Context, d *store.Delivery) error {
 	if t.tx == nil {
 		return errors.New("postgres: insert delivery: Tx was given a nil transaction")
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "insert delivery"); err != nil {
 		return err
 	}
 	if err := store.CheckNew(d); err != nil {

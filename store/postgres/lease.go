@@ -26,14 +26,14 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.
 	if err := s.made(); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "claim"); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		return nil, fmt.Errorf("postgres: claim: limit is %d, want at least 1", limit)
+		return nil, fmt.Errorf("postgres: claim: limit is %d, want at least 1: %w", limit, store.ErrInvalidArgument)
 	}
 	if lease <= 0 {
-		return nil, fmt.Errorf("postgres: claim: lease is %v, want a positive duration", lease)
+		return nil, fmt.Errorf("postgres: claim: lease is %v, want a positive duration: %w", lease, store.ErrInvalidArgument)
 	}
 	if err := store.CheckTimes("claim", now, lease); err != nil {
 		return nil, err
@@ -63,11 +63,11 @@ func (s *Store) ClaimOne(ctx context.Context, id uuid.UUID, now time.Time, lease
 	if err := s.made(); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "claim delivery"); err != nil {
 		return nil, err
 	}
 	if lease <= 0 {
-		return nil, fmt.Errorf("postgres: claim delivery %s: lease is %v, want a positive duration", id, lease)
+		return nil, fmt.Errorf("postgres: claim delivery %s: lease is %v, want a positive duration: %w", id, lease, store.ErrInvalidArgument)
 	}
 	if err := store.CheckTimes("claim delivery "+id.String(), now, lease); err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ func (s *Store) Record(ctx context.Context, leaseToken uuid.UUID, r store.Result
 	if err := s.made(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "record attempt"); err != nil {
 		return err
 	}
 	if err := store.CheckResult(&r); err != nil {
@@ -287,11 +287,11 @@ func (s *Store) Release(ctx context.Context, id, leaseToken uuid.UUID, next time
 	if err := s.made(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "release"); err != nil {
 		return err
 	}
 	if next.IsZero() {
-		return fmt.Errorf("postgres: release delivery %s: next is zero; pass when it is due again", id)
+		return fmt.Errorf("postgres: release delivery %s: next is zero; pass when it is due again: %w", id, store.ErrInvalidArgument)
 	}
 	if err := store.CheckTimes("release delivery "+id.String(), next, 0); err != nil {
 		return err
@@ -322,7 +322,7 @@ func (s *Store) fenceError(ctx context.Context, verb string, id, token uuid.UUID
 	case token == uuid.Nil || !cur.Valid || cur.Bytes != token:
 		return fmt.Errorf("%s %s: %w", verb, id, store.ErrLeaseLost)
 	case attempt != 0 && attempt != count+1:
-		return fmt.Errorf("postgres: %s %s: Attempt.AttemptNumber is %d, want %d (AttemptCount+1)", verb, id, attempt, count+1)
+		return fmt.Errorf("postgres: %s %s: Attempt.AttemptNumber is %d, want %d (AttemptCount+1): %w", verb, id, attempt, count+1, store.ErrInvalidArgument)
 	default:
 		// The lease changed between the write and this read.
 		return fmt.Errorf("%s %s: %w", verb, id, store.ErrLeaseLost)

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hookline/hookline/store"
 )
 
 //go:embed migrations/*.sql
@@ -88,6 +90,9 @@ func (s *Store) lockKey() int64 {
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.made(); err != nil {
 		return err
+	}
+	if err := store.CheckContext(ctx, "migrate"); err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
 	ms, err := migrations()
 	if err != nil {
@@ -171,6 +176,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 func (s *Store) Version(ctx context.Context) (int, error) {
 	if err := s.made(); err != nil {
 		return 0, err
+	}
+	if err := store.CheckContext(ctx, "version"); err != nil {
+		return 0, fmt.Errorf("postgres: %w", err)
 	}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.q+".schema_migrations").Scan(&exists); err != nil || !exists {

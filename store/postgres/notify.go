@@ -53,7 +53,7 @@ const ListenerApplicationName = "hookline listener"
 // closes its connection and returns. The channel is never closed.
 func (s *Store) Notify(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{}, 1)
-	if s.made() != nil {
+	if s.made() != nil || ctx == nil {
 		return ch // never ready: the Deliverer polls, and its Store calls fail
 	}
 	go s.listen(ctx, ch)

@@ -84,7 +84,7 @@ func scanAttempts(rows pgx.Rows) ([]store.Attempt, error) {
 // attempts) in one round trip and one REPEATABLE READ snapshot, so a
 // delivery's AttemptCount always matches its attempts.
 func (s *Store) readSnapshot(ctx context.Context, deliveries, attempts string, arg any) ([]*store.Delivery, []store.Attempt, error) {
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckContext(ctx, "read"); err != nil {
 		return nil, nil, err
 	}
 	b := &pgx.Batch{}
