@@ -30,8 +30,10 @@ func VerifiedFromContext(ctx context.Context) (Verified, bool) {
 //   - body could not be read (for example the client went away): 400
 //   - any verification failure: 401, with a generic body that does not say
 //     why
-//   - nil or zero Verifier, or nil next: 500 (a configuration error; a
-//     nil next used to panic for each verified request)
+//   - nil or zero Verifier: 500 (a configuration error)
+//   - nil next: the failures above as for any next, then 500 for a request
+//     that verified (a configuration error; a nil next used to panic for
+//     each verified request)
 //   - success: next is called with r.Body replaced by a reader over exactly
 //     the bytes that were verified (ContentLength and GetBody to match), and
 //     with Verified in the context, for VerifiedFromContext.

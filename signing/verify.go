@@ -269,9 +269,11 @@ func (v *Verifier) VerifyStandard(h http.Header, body []byte) (Verified, error) 
 
 // VerifyHex checks a hex-scheme request: the <Prefix>-Signature header of h
 // against body, with every configured secret. It fails with
-// ErrMissingHeader, ErrMalformedHeader (a value that is not 64 hexadecimal
+// ErrMissingHeader, ErrMalformedHeader (no line is 64 hexadecimal
 // characters), or ErrNoMatchingSignature. Several header lines are each
-// tried. The hex scheme has no timestamp, so VerifyHex does not stop replays.
+// tried; a line that is not 64 hexadecimal characters is skipped, as
+// VerifyStandard skips a malformed signature. The hex scheme has no
+// timestamp, so VerifyHex does not stop replays.
 func (v *Verifier) VerifyHex(h http.Header, body []byte) (Verified, error) {
 	const op = "verify hex signature"
 	if err := v.ready(op); err != nil {
@@ -284,11 +286,12 @@ func (v *Verifier) VerifyHex(h http.Header, body []byte) (Verified, error) {
 	var stack [2][sha256.Size]byte
 	macs := stack[:0]
 	for _, line := range lines {
-		mac, ok := decodeHexMAC(trimOWS(line))
-		if !ok {
-			return Verified{}, fmt.Errorf("%s: header %s is not 64 hex digits: %w", op, v.hexHeader, ErrMalformedHeader)
+		if mac, ok := decodeHexMAC(trimOWS(line)); ok {
+			macs = append(macs, mac)
 		}
-		macs = append(macs, mac)
+	}
+	if len(macs) == 0 {
+		return Verified{}, fmt.Errorf("%s: header %s is not 64 hex digits: %w", op, v.hexHeader, ErrMalformedHeader)
 	}
 	for _, s := range v.secrets {
 		var want [sha256.Size]byte

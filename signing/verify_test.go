@@ -197,6 +197,33 @@ func TestVerifyHexTampering(t *testing.T) {
 	}
 }
 
+// With several header lines, each is tried and a malformed one is skipped
+// (as VerifyStandard skips a malformed signature); ErrMalformedHeader only
+// when none is 64 hex digits.
+func TestVerifyHexSeveralLines(t *testing.T) {
+	t.Parallel()
+	const key = "runflow-secret-0123456789"
+	body := []byte(`{"event":"batch.failed"}`)
+	sig := hexHMAC([]byte(key), body)
+	v := mustVerifier(t, signing.VerifierConfig{Secrets: []signing.Secret{mustSecret(t, idA, key)}, Schemes: signing.SchemeHex, Prefix: "Runflow"})
+	for _, tt := range []struct {
+		lines   []string
+		wantErr error
+	}{
+		{[]string{"garbage", sig}, nil},
+		{[]string{sig, "sha256=" + sig}, nil},
+		{[]string{"garbage", flipHexDigit(sig)}, signing.ErrNoMatchingSignature},
+		{[]string{"garbage", ""}, signing.ErrMalformedHeader},
+	} {
+		_, err := v.VerifyHex(http.Header{"Runflow-Signature": tt.lines}, body)
+		if tt.wantErr == nil {
+			assert.NoError(t, err, "%q", tt.lines)
+		} else {
+			assert.ErrorIs(t, err, tt.wantErr, "%q", tt.lines)
+		}
+	}
+}
+
 func ptr(s string) *string { return &s }
 
 func flipHexDigit(s string) string {
