@@ -58,7 +58,7 @@ func newCallback() payload.Callback {
 }
 
 // sample is one request: its id and when it was started (bare, retryablehttp)
-// or when Deliver returned (hookline), in unix nanoseconds.
+// or when Deliver was called (hookline), in unix nanoseconds.
 type sample struct {
 	id string
 	t  int64
@@ -68,7 +68,7 @@ type sample struct {
 type armRun struct {
 	setup    func(c int) error                                // before the warm-up
 	op       func(ctx context.Context, w int) (sample, error) // one request, blocking until it is done
-	teardown func()
+	teardown func() error                                     // after the timed part; an error fails the arm
 }
 
 type e2eResult struct {
@@ -111,13 +111,17 @@ func (r *e2eResult) finish() {
 // request when the previous is done, so c are in flight), first for warm,
 // then for dur; it counts the requests finished in the timed part and their
 // latencies (matched with the receiver's arrival times by id).
-func measure(rcv *receiverProc, arm string, c int, run armRun, warm, dur time.Duration, prof string) e2eResult {
-	res := e2eResult{arm: arm, c: c}
+func measure(rcv *receiverProc, arm string, c int, run armRun, warm, dur time.Duration, prof string) (res e2eResult) {
+	res = e2eResult{arm: arm, c: c}
 	if err := run.setup(c); err != nil {
 		res.err = err
 		return res
 	}
-	defer run.teardown()
+	defer func() {
+		if err := run.teardown(); err != nil && res.err == nil {
+			res.err = fmt.Errorf("teardown: %w", err)
+		}
+	}()
 	ctx := context.Background()
 	loop := func(d time.Duration, keep bool) ([][]sample, time.Duration, error) {
 		per := make([][]sample, c)
@@ -145,7 +149,7 @@ func measure(rcv *receiverProc, arm string, c int, run armRun, warm, dur time.Du
 		}
 		watchdog := time.AfterFunc(d+60*time.Second, func() {
 			fmt.Fprintf(os.Stderr, "bench: %s c=%d still running 60 s past its window; giving up\n", arm, c)
-			os.Exit(1)
+			exit(1)
 		})
 		wg.Wait()
 		watchdog.Stop()
@@ -197,7 +201,7 @@ func startProfile(dir string) func() {
 	must := func(err error) {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "profile:", err)
-			os.Exit(1)
+			exit(1)
 		}
 	}
 	must(os.MkdirAll(dir, 0o755))
@@ -245,7 +249,7 @@ func bareArm(url string, body []byte) armRun {
 			}
 			return sample{id, t0}, drain(resp, "bare")
 		},
-		teardown: func() { tr.CloseIdleConnections() },
+		teardown: func() error { tr.CloseIdleConnections(); return nil },
 	}
 }
 
@@ -295,7 +299,7 @@ func retryArm(url string, body []byte) armRun {
 			}
 			return sample{id, t0}, drain(resp, "retryablehttp")
 		},
-		teardown: func() { tr.CloseIdleConnections() },
+		teardown: func() error { tr.CloseIdleConnections(); return nil },
 	}
 }
 
@@ -312,6 +316,14 @@ func hooklineArm(url string, signer *signing.Signer, newStore func() (store.Stor
 		v, _ := waiters.LoadOrStore(id, make(chan error, 1))
 		return v.(chan error)
 	}
+	// answer tells the op waiting for id its outcome; the first answer (a
+	// failed attempt, or the end) counts.
+	answer := func(id uuid.UUID, err error) {
+		select {
+		case ch(id) <- err:
+		default:
+		}
+	}
 	return armRun{
 		setup: func(c int) error {
 			st, err := newStore()
@@ -325,12 +337,19 @@ func hooklineArm(url string, signer *signing.Signer, newStore func() (store.Stor
 				MaxPerHost:           c,
 				AllowPrivateNetworks: true, // the receiver is on loopback
 				Observer: delivery.Observer{
+					// A failed attempt fails the arm at once: its retry,
+					// seconds later, would only stall a slot.
+					Attempt: func(rec *store.Delivery, a store.Attempt) {
+						if a.FailureReason != "" {
+							answer(rec.ID, fmt.Errorf("delivery %s attempt %d failed: %s: %s", rec.ID, a.AttemptNumber, a.FailureReason, a.ErrorMessage))
+						}
+					},
 					Done: func(rec *store.Delivery) {
 						var err error
 						if rec.Status != store.StatusSucceeded {
 							err = fmt.Errorf("delivery %s ended %s: %s", rec.ID, rec.Status, rec.FailureDetail)
 						}
-						ch(rec.ID) <- err
+						answer(rec.ID, err)
 					},
 					Error: func(op string, err error) { fmt.Fprintf(os.Stderr, "store %s: %v\n", op, err) },
 				},
@@ -354,10 +373,10 @@ func hooklineArm(url string, signer *signing.Signer, newStore func() (store.Stor
 			waiters.Delete(rec.ID)
 			return sample{rec.ID.String(), t0}, err
 		},
-		teardown: func() {
+		teardown: func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			d.Stop(ctx)
+			return d.Stop(ctx) // one that did not stop may still claim from a shared schema
 		},
 	}
 }
@@ -408,16 +427,49 @@ func openPG(ctx context.Context, dsn string, maxConns int32, tag string) (*pgSch
 		pool.Close()
 		return nil, err
 	}
-	return &pgSchema{Pool: pool, Store: st, Schema: schema}, nil
+	p := &pgSchema{Pool: pool, Store: st, Schema: schema}
+	liveMu.Lock()
+	live[p] = true
+	liveMu.Unlock()
+	return p, nil
 }
 
+// live holds the schemas made and not yet dropped, which exit drops.
+var (
+	liveMu sync.Mutex
+	live   = map[*pgSchema]bool{}
+)
+
+// Drop drops the schema and closes its pool; a second call does nothing.
 func (p *pgSchema) Drop() {
+	liveMu.Lock()
+	mine := live[p]
+	delete(live, p)
+	liveMu.Unlock()
+	if !mine {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := p.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+p.Schema+" CASCADE"); err != nil {
 		fmt.Fprintln(os.Stderr, "drop schema:", err)
 	}
 	p.Pool.Close()
+}
+
+// exit drops the schemas still live, then exits with code: a failed or
+// interrupted run leaves none behind.
+func exit(code int) {
+	liveMu.Lock()
+	ps := make([]*pgSchema, 0, len(live))
+	for p := range live {
+		ps = append(ps, p)
+	}
+	liveMu.Unlock()
+	for _, p := range ps {
+		p.Drop()
+	}
+	os.Exit(code)
 }
 
 // insertArm is the floor of a durable Deliver on Postgres: one single-row
@@ -438,6 +490,6 @@ func insertArm(pg *pgSchema, body []byte) armRun {
 			_, err := pg.Pool.Exec(ctx, insert, uuid.Must(uuid.NewV7()), uuid.New(), body, time.Now())
 			return sample{}, err
 		},
-		teardown: func() {},
+		teardown: func() error { return nil },
 	}
 }

@@ -16,8 +16,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +41,14 @@ func main() {
 		runReceiver()
 		return
 	}
+	// An interrupt drops the schemas made so far (see exit).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "bench: %v: dropping the schemas made so far\n", s)
+		exit(130)
+	}()
 	begin := time.Now()
 	want := func(s string) bool {
 		return *only == "" || strings.Contains(","+*only+",", ","+s+",")
@@ -73,14 +83,14 @@ func main() {
 		runE2E(rep, *dsn, pgOK, rounds, warm, dur, *profile)
 	}
 	if want("sign") {
-		res, err := signingBenches([]int{1 << 10, 64 << 10})
+		res, err := signingBenches([]int{1 << 10, 64 << 10}, rounds)
 		if err != nil {
 			fail("signing: %v", err)
 		}
 		rep.signing(res)
 	}
 	if want("freeze") {
-		res, n, err := freezeBenches()
+		res, n, err := freezeBenches(rounds)
 		if err != nil {
 			fail("freeze: %v", err)
 		}
@@ -182,8 +192,10 @@ func runE2E(rep *report, dsn string, pgOK bool, rounds int, warm, dur time.Durat
 			r.finish()
 			if r.err != nil {
 				rep.note("e2e %s c=%d failed: %v", r.arm, c, r.err)
+				fmt.Fprintf(os.Stderr, "  e2e %-13s c=%-2d failed\n", r.arm, c)
+			} else {
+				fmt.Fprintf(os.Stderr, "  e2e %-13s c=%-2d %8.0f /s  p50 %-9v p99 %v\n", r.arm, c, r.rate, r.p50, r.p99)
 			}
-			fmt.Fprintf(os.Stderr, "  e2e %-13s c=%-2d %8.0f /s  p50 %-9v p99 %v\n", r.arm, c, r.rate, r.p50, r.p99)
 			rep.e2e = append(rep.e2e, *r)
 		}
 	}
@@ -215,5 +227,5 @@ func redact(dsn string) string {
 
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	os.Exit(1)
+	exit(1)
 }

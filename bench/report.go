@@ -146,7 +146,7 @@ func (r *report) finishE2E() {
 	}
 	bare := map[int]e2eResult{}
 	for _, e := range r.e2e {
-		if e.arm == "bare" {
+		if e.arm == "bare" && e.err == nil { // a failed bare arm is no denominator
 			bare[e.c] = e
 		}
 	}
@@ -158,9 +158,12 @@ func (r *report) finishE2E() {
 		}
 		key := fmt.Sprintf("%s_c%d", strings.ReplaceAll(e.arm, "-", "_"), e.c)
 		r.result("rate_"+key, e.rate, 0)
-		if e.matched == 0 { // pg-insert sends nothing
-			t.add(strconv.Itoa(e.c), e.arm, num(e.rate), ratio(e.rate, b.rate), "–", "–", "–", "–")
+		if e.arm == "pg-insert" { // sends nothing: no latency, and no rate to set beside an HTTP one
+			t.add(strconv.Itoa(e.c), e.arm, num(e.rate), "–", "–", "–", "–", "–")
 			continue
+		}
+		if e.matched < e.n {
+			r.note("%s c=%d: %d of %d requests were not found among the receiver's arrivals; its latencies are of the rest", e.arm, e.c, e.n-e.matched, e.n)
 		}
 		t.add(strconv.Itoa(e.c), e.arm, num(e.rate), ratio(e.rate, b.rate), dur(e.p50), dur(e.p99), ratio(float64(e.p99), float64(b.p99)), fmt.Sprintf("%d/%d", e.matched, e.n))
 		r.result("p50_us_"+key, float64(e.p50)/1e3, 1)
