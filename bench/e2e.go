@@ -398,6 +398,7 @@ type pgSchema struct {
 	Pool   *pgxpool.Pool
 	Store  *postgres.Store
 	Schema string
+	drop   sync.Once
 }
 
 func openPG(ctx context.Context, dsn string, maxConns int32, tag string) (*pgSchema, error) {
@@ -440,21 +441,20 @@ var (
 	live   = map[*pgSchema]bool{}
 )
 
-// Drop drops the schema and closes its pool; a second call does nothing.
+// Drop drops the schema and closes its pool. A later or concurrent call
+// (exit's, say, while the run's own is under way) waits for the first.
 func (p *pgSchema) Drop() {
-	liveMu.Lock()
-	mine := live[p]
-	delete(live, p)
-	liveMu.Unlock()
-	if !mine {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, err := p.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+p.Schema+" CASCADE"); err != nil {
-		fmt.Fprintln(os.Stderr, "drop schema:", err)
-	}
-	p.Pool.Close()
+	p.drop.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if _, err := p.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+p.Schema+" CASCADE"); err != nil {
+			fmt.Fprintln(os.Stderr, "drop schema:", err)
+		}
+		p.Pool.Close()
+		liveMu.Lock()
+		delete(live, p)
+		liveMu.Unlock()
+	})
 }
 
 // exit drops the schemas still live, then exits with code: a failed or

@@ -46,7 +46,8 @@ func main() {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
-		fmt.Fprintf(os.Stderr, "bench: %v: dropping the schemas made so far\n", s)
+		fmt.Fprintf(os.Stderr, "bench: %v: dropping the schemas made so far (again to quit at once)\n", s)
+		go func() { <-sigs; os.Exit(130) }()
 		exit(130)
 	}()
 	begin := time.Now()
@@ -126,6 +127,11 @@ func main() {
 		}
 	}
 	rep.print(time.Since(begin))
+	for _, e := range rep.e2e {
+		if e.err != nil {
+			fail("the e2e arm %s at c=%d failed (see the NOTE above)", e.arm, e.c)
+		}
+	}
 }
 
 func runE2E(rep *report, dsn string, pgOK bool, rounds int, warm, dur time.Duration, profDir string) {

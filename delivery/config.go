@@ -223,9 +223,10 @@ type Observer struct {
 	// Done is called when a delivery reaches succeeded or failed, after
 	// Attempt.
 	Done func(d *store.Delivery)
-	// Error is called when a Store call fails (the Deliverer retries on its
-	// own schedule), with the operation's name ("claim", "record",
-	// "release").
+	// Error is called when a Store call fails, with the operation's name
+	// ("claim", "record", "release"). The Deliverer retries on its own
+	// schedule, except a call refused for its arguments
+	// (store.ErrInvalidArgument), which no retry mends.
 	Error func(op string, err error)
 }
 

@@ -400,14 +400,14 @@ func (d *Deliverer) Store() store.Store {
 //
 // A batch has at most one automatic delivery: calling Deliver again for the
 // same batch with the same URL and identical frozen bytes returns the existing
-// record and sends nothing new (a retried host job is harmless); with
-// different bytes or URL it returns ErrConflict.
+// record, as stored now, and sends nothing new (a retried host job is
+// harmless); with different bytes or URL it returns ErrConflict.
 //
 // Errors: a *URLError (ErrInvalidURL) for a bad URL, a *payload.FieldError
 // (payload.ErrInvalid) for a bad payload, ErrPayloadTooLarge, ErrConflict,
 // ErrInvalidConfig for a Clock reading a time no delivery can be stored and
 // sent at (the zero time, before 1970, or less than a Lease before year
-// 10000), or the Store's error.
+// 10000), ErrInvalidArgument for a nil ctx, or the Store's error.
 //
 // When fewer than 2×Workers deliveries are claimed and not finished and the
 // Store is a store.LeasedInserter (both of hookline's are), the delivery is
@@ -799,6 +799,11 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		d.mu.Unlock()
 		if stopped == nil { // never started
 			return nil
+		}
+		select {
+		case <-stopped: // already stopped, whatever ctx says
+			return nil
+		default:
 		}
 		select {
 		case <-stopped:

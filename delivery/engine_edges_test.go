@@ -228,8 +228,10 @@ func TestDeliverRefusesAClockItCannotWorkWith(t *testing.T) {
 			})
 		}
 	}
-	_, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)),
+	d, err := delivery.New(delivery.Config{Signer: newSigner(t, newSecret(t)),
 		Clock: delivery.NewManualClock(time.Date(9999, 12, 31, 23, 58, 0, 0, time.UTC))})
+	require.NoError(t, err)
+	_, err = d.Deliver(context.Background(), "https://example.com/", callback(uuid.New()))
 	require.NoError(t, err, "a minute and more before the end is fine")
 }
 
@@ -435,7 +437,9 @@ func TestConcurrentStopWaitsForTheFirst(t *testing.T) {
 	t.Parallel()
 	block := make(chan struct{})
 	unblock := sync.OnceFunc(func() { close(block) })
-	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { <-block }, nil)
+	// Many workers: a probe below is handed to a worker (and stored
+	// leased) until the first Stop begins, not because 2×Workers are busy.
+	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) { <-block }, func(c *delivery.Config) { c.Workers = 256 })
 	t.Cleanup(unblock) // runs before the harness's: its receiver must not hang
 	rec := h.deliver(h.srv.URL + "/hooks")
 	require.Eventually(t, func() bool { return len(h.requests()) == 1 }, 10*time.Second, time.Millisecond)
@@ -444,9 +448,12 @@ func TestConcurrentStopWaitsForTheFirst(t *testing.T) {
 	// Once the first Stop is under way, a Deliver no longer hands its
 	// delivery to a worker: it is stored without a lease.
 	require.Eventually(t, func() bool {
-		got, err := h.st.Get(context.Background(), h.deliver(h.srv.URL+"/probe").ID)
-		require.NoError(t, err)
-		return got.LeaseToken == uuid.Nil
+		probe, err := h.d.Deliver(context.Background(), h.srv.URL+"/probe", callback(uuid.New()))
+		if err != nil {
+			return false
+		}
+		got, err := h.st.Get(context.Background(), probe.ID)
+		return err == nil && got.LeaseToken == uuid.Nil
 	}, 10*time.Second, time.Millisecond, "the first Stop never began")
 
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -465,6 +472,13 @@ func TestConcurrentStopWaitsForTheFirst(t *testing.T) {
 	got, err := h.st.Get(context.Background(), rec.ID)
 	require.NoError(t, err)
 	assert.Equal(t, store.StatusSucceeded, got.Status, "the attempt was recorded, not aborted")
+
+	// Stopped: Stop returns nil, whatever its context says.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 50 {
+		require.NoError(t, h.d.Stop(done), "Stop of a stopped Deliverer with an ended context")
+	}
 }
 
 // A nil context is refused with ErrInvalidArgument by every method that

@@ -16,8 +16,8 @@ var (
 	// parsed: a webhook-timestamp that is not a non-negative decimal integer,
 	// a webhook-signature none of whose entries is well formed (an entry is
 	// "<version>,<value>", and a v1 value the standard base64 of 32 bytes;
-	// malformed entries beside a well-formed one are skipped), or a
-	// <Prefix>-Signature that is not 64 hexadecimal characters.
+	// malformed entries beside a well-formed one are skipped), or
+	// <Prefix>-Signature lines none of which is 64 hexadecimal characters.
 	ErrMalformedHeader = errors.New("signing: malformed signature header")
 
 	// ErrNoMatchingSignature means the headers were well formed but no

@@ -18,8 +18,9 @@ import (
 // Store keeps no reference to the caller's values. A method called with a
 // context that has already ended returns the context's error and changes
 // nothing. A call refused for its arguments (a nil context, what the Check
-// functions refuse, a limit below 1 or a lease that is not positive)
-// returns an error matching ErrInvalidArgument and changes nothing.
+// functions refuse, a limit below 1, a lease that is not positive, a Result
+// whose AttemptNumber is not the delivery's AttemptCount+1, a zero next for
+// Release) returns an error matching ErrInvalidArgument and changes nothing.
 type Store interface {
 	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
 	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and

@@ -216,7 +216,7 @@ var cases = []testCase{
 	},
 	{
 		name: "NilContextIsRefusedAndChangesNothing",
-		rule: "every method, the optional ones included, called with a nil context returns an error matching store.ErrInvalidArgument (store.CheckContext gives one), without panicking, and changes nothing",
+		rule: "every method that returns an error, those of store.LeasedInserter and store.OneClaimer included, called with a nil context returns an error matching store.ErrInvalidArgument (store.CheckContext gives one), without panicking, and changes nothing",
 		run:  testNilContext,
 	},
 	{

@@ -163,7 +163,8 @@ func run(duration time.Duration, rate, fail float64, workers int, seed uint64, d
 		defer signal.Stop(sigs)
 		go func() {
 			if s, ok := <-sigs; ok {
-				fmt.Fprintf(os.Stderr, "soak: %v: dropping schema %s\n", s, schema)
+				fmt.Fprintf(os.Stderr, "soak: %v: dropping schema %s (again to quit at once)\n", s, schema)
+				go func() { <-sigs; os.Exit(130) }()
 				drop()
 				os.Exit(130)
 			}
