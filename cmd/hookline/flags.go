@@ -252,9 +252,13 @@ func checkMigrated(ctx context.Context, st *postgres.Store) error {
 	return nil
 }
 
-// signalContext is cancelled by SIGINT or SIGTERM.
+// signalContext is cancelled by SIGINT or SIGTERM. Once it is, the signals
+// have their default effect again: a second Ctrl-C ends the process at once,
+// whatever the command is still waiting for.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }
 
 // parseBatchID reads the BATCH_ID argument.

@@ -314,8 +314,12 @@ func runListen(c *cli, args []string) int {
 		return c.usageError(cmd, "%v", err)
 	}
 
-	if _, _, err := net.SplitHostPort(*addr); err != nil {
+	_, port, err := net.SplitHostPort(*addr)
+	if err != nil {
 		return c.usageError(cmd, "--addr: %v", err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return c.usageError(cmd, "--addr: %v", err) // out of range, or not a service name
 	}
 	ctx, stop := signalContext()
 	defer stop()

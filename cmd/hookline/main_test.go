@@ -148,6 +148,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"listen", "--secret", "plain", "--scheme", "standard"}, "whsec_"},
 		{[]string{"send", "--url", "http://example.com", "--secret", secret, "--file", "/nonexistent/cb.json"}, "read --file"},
 		{[]string{"listen", "--secret", secret, "--addr", "nonsense"}, "--addr"},
+		{[]string{"listen", "--secret", secret, "--addr", "127.0.0.1:99999"}, "--addr: address 99999: invalid port"},
 		{[]string{"history"}, "missing BATCH_ID"},
 		{[]string{"history", "nope"}, "is not a UUID"},
 		{[]string{"history", uuid.NewString(), uuid.NewString()}, "one BATCH_ID expected"},

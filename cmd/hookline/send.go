@@ -67,7 +67,8 @@ Flags:
   --duration-ms N      batch duration in milliseconds (default 1234)
   --file FILE          read the payload fields from a JSON file ("-": stdin)
   --attempts N         attempts to make, about 1 s, 2 s, 4 s, ... apart
-                       (±20%, at most 30 s) (default 1)
+                       (±20%, at most 30 s; a Retry-After on 429 or 503 is
+                       honoured up to 30 s) (default 1)
   --timeout D          timeout of each attempt (default 10s)
   --allow-private      let the callback reach loopback and private addresses
                        (turns the destination guard off; never in production)
@@ -271,6 +272,7 @@ func runSend(c *cli, args []string) int {
 		Store:                wrapped,
 		MaxAttempts:          *attempts,
 		RetryPolicy:          delivery.ExponentialRetryPolicy(time.Second, 30*time.Second),
+		MaxRetryAfter:        30 * time.Second, // as the policy: no hour-long silent wait
 		AttemptTimeout:       *timeout,
 		AllowPrivateNetworks: *allowPrivate,
 		Workers:              4,
@@ -285,7 +287,7 @@ func runSend(c *cli, args []string) int {
 	if code, ok := w.start(ctx, d); !ok {
 		return code
 	}
-	defer w.stop(d, *timeout)
+	defer w.stop(ctx, d, *timeout)
 	rec, err := d.Deliver(ctx, *url, cb)
 	if errors.Is(err, delivery.ErrInvalidURL) {
 		return c.usageError(cmd, "--url: %v", err)
@@ -365,9 +367,15 @@ func (w *waiter) start(ctx context.Context, d *delivery.Deliverer) (int, bool) {
 	return 0, true
 }
 
-// stop stops d, giving an attempt in flight its time.
-func (w *waiter) stop(d *delivery.Deliverer, attemptTimeout time.Duration) {
-	sctx, cancel := context.WithTimeout(context.Background(), attemptTimeout+5*time.Second)
+// stop stops d, giving an attempt in flight its time; when ctx (the
+// command's) has ended, the attempts were aborted with it and only their
+// leases are being given back, which gets a second.
+func (w *waiter) stop(ctx context.Context, d *delivery.Deliverer, attemptTimeout time.Duration) {
+	wait := attemptTimeout + 5*time.Second
+	if ctx.Err() != nil {
+		wait = time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	d.Stop(sctx)
 }
@@ -381,7 +389,7 @@ func (w *waiter) wait(ctx context.Context, d *delivery.Deliverer, id uuid.UUID) 
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, w.cli.failure(w.cmd, "interrupted before delivery %s ended; in a Postgres store it stays pending for any running Deliverer (in memory it is gone)", id)
+			return nil, w.cli.failure(w.cmd, "interrupted before delivery %s ended; in a Postgres store it stays pending for any running Deliverer (at once, or when its lease expires if it could not be given back; in memory it is gone)", id)
 		case rec := <-w.done:
 			if rec.ID != id {
 				continue

@@ -222,7 +222,7 @@ func runRedeliver(c *cli, args []string) int {
 		if code, ok := w.start(ctx, d); !ok {
 			return code
 		}
-		defer w.stop(d, *timeout)
+		defer w.stop(ctx, d, *timeout)
 	}
 	rec, err := d.Redeliver(ctx, batchID)
 	switch {

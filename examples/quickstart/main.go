@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	secretFlag := fs.String("secret", "", "signing secret (whsec_... for -scheme standard); required with -url")
 	scheme := fs.String("scheme", "standard", "signature scheme: hex, standard or both")
 	prefix := fs.String("prefix", signing.DefaultPrefix, "header prefix of the hex scheme (<prefix>-Signature)")
-	attempts := fs.Int("attempts", 1, "attempts to make with -url (retries about 1 s, 2 s, 4 s, … apart, ±20%, at most 30 s)")
+	attempts := fs.Int("attempts", 1, "attempts to make with -url (retries about 1 s, 2 s, 4 s, … apart, ±20%, at most 30 s; a Retry-After on 429 or 503 is honoured up to 30 s)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each attempt")
 	allowPrivate := fs.Bool("allow-private", false, "with -url, let the callback reach loopback and private addresses (turns the destination guard off; never do this in production)")
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +134,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Signer:         signer,
 		MaxAttempts:    *attempts,
 		RetryPolicy:    delivery.ExponentialRetryPolicy(time.Second, 30*time.Second),
+		MaxRetryAfter:  30 * time.Second, // as the policy: no hour-long silent wait
 		AttemptTimeout: *timeout,
 		// Off only for the built-in receiver or when -allow-private asks.
 		AllowPrivateNetworks: *allowPrivate,
