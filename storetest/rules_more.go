@@ -227,7 +227,9 @@ func testInsertLeasedRefusesAll(h *harness, li store.LeasedInserter) {
 	dup := newLeased(uuid.New(), at(time.Minute))
 	dup.ID = first.ID
 	dup.IsAutomatic = false
-	assert.Error(h.t, li.InsertLeased(h.ctx, dup), "InsertLeased of a delivery whose ID is already stored must fail")
+	err := li.InsertLeased(h.ctx, dup)
+	assert.Error(h.t, err, "InsertLeased of a delivery whose ID is already stored must fail")
+	assert.NotErrorIs(h.t, err, store.ErrConflict, "a duplicate id is an error, not a conflict of the batch (see Store.Insert)")
 	h.unchanged(want, "a duplicate InsertLeased must leave the stored delivery unchanged")
 	assert.Empty(h.t, h.history(dup.BatchID), "a duplicate InsertLeased must not add the delivery to its batch")
 

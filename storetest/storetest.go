@@ -96,7 +96,7 @@ var cases = []testCase{
 	},
 	{
 		name: "InsertRejectsDuplicateID",
-		rule: "Insert of a delivery whose ID is already stored fails and leaves the stored delivery unchanged",
+		rule: "Insert of a delivery whose ID is already stored fails, with an error that is not ErrConflict, and leaves the stored delivery unchanged",
 		run:  testInsertDuplicateID,
 	},
 	{
@@ -798,6 +798,7 @@ func testInsertDuplicateID(h *harness) {
 	dup.Payload = []byte(`{"other":true}`)
 	err := h.s.Insert(h.ctx, dup)
 	require.Error(h.t, err, "Insert of a delivery whose ID is already stored must fail")
+	assert.NotErrorIs(h.t, err, store.ErrConflict, "a duplicate id is an error, not a conflict of the batch (see Store.Insert)")
 	h.unchanged(want, "a failed duplicate Insert must leave the stored delivery unchanged")
 	assert.Empty(h.t, h.history(dup.BatchID), "a failed duplicate Insert must not add the delivery to its batch")
 }
