@@ -302,13 +302,13 @@ func (m *Memory) Record(ctx context.Context, leaseToken uuid.UUID, r Result) err
 	if err := CheckContext(ctx, "record attempt"); err != nil {
 		return err
 	}
+	if err := CheckResult(&r); err != nil { // before the lease, as a database store checks it before its round trip
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, err := m.leased(r.DeliveryID, leaseToken, "record attempt")
 	if err != nil {
-		return err
-	}
-	if err := CheckResult(&r); err != nil {
 		return err
 	}
 	if r.Attempt.AttemptNumber != e.d.AttemptCount+1 {
@@ -343,16 +343,16 @@ func (m *Memory) Release(ctx context.Context, id, leaseToken uuid.UUID, next tim
 	if err := CheckContext(ctx, "release"); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, err := m.leased(id, leaseToken, "release")
-	if err != nil {
-		return err
-	}
 	if next.IsZero() {
 		return fmt.Errorf("store: release delivery %s: next is zero; pass when it is due again: %w", id, ErrInvalidArgument)
 	}
 	if err := CheckTimes("release delivery "+id.String(), next, 0); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.leased(id, leaseToken, "release")
+	if err != nil {
 		return err
 	}
 	e.d.NextAttemptAt = next.Round(0)

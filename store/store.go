@@ -20,7 +20,9 @@ import (
 // nothing. A call refused for its arguments (a nil context, what the Check
 // functions refuse, a limit below 1, a lease that is not positive, a Result
 // whose AttemptNumber is not the delivery's AttemptCount+1, a zero next for
-// Release) returns an error matching ErrInvalidArgument and changes nothing.
+// Release) returns an error matching ErrInvalidArgument and changes nothing;
+// what can be checked without the stored delivery (all but the AttemptNumber)
+// is checked first, so such a call fails so whatever its token or id.
 type Store interface {
 	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
 	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and

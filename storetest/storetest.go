@@ -166,7 +166,7 @@ var cases = []testCase{
 	},
 	{
 		name: "RecordWithStaleLeaseFailsAndChangesNothing",
-		rule: "once another Claim has replaced an expired lease, Record with the old token returns ErrLeaseLost and changes nothing, as does Record with another delivery's token; the new holder can still record",
+		rule: "once another Claim has replaced an expired lease, Record with the old token returns ErrLeaseLost and changes nothing, as does Record with another delivery's token; an invalid Result (or a zero next for Release) is refused with ErrInvalidArgument whatever the token; the new holder can still record",
 		run:  testRecordStaleLease,
 	},
 	{
@@ -1177,6 +1177,16 @@ func testRecordStaleLease(h *harness) {
 	err = h.s.Record(h.ctx, oc.LeaseToken, terminalResult(cur, store.StatusSucceeded, at(lease+time.Second)))
 	assert.ErrorIs(h.t, err, store.ErrLeaseLost, "Record with another delivery's current lease token must return ErrLeaseLost")
 	h.unchanged(before, "a Record with another delivery's token must change nothing")
+
+	// Arguments are checked first: with a stale token too, an invalid call
+	// is refused as such.
+	bad := terminalResult(old, store.StatusSucceeded, at(lease+time.Second))
+	bad.CompletedAt = time.Time{}
+	err = h.s.Record(h.ctx, old.LeaseToken, bad)
+	assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "Record of an invalid Result with a stale token")
+	err = h.s.Release(h.ctx, d.ID, old.LeaseToken, time.Time{})
+	assert.ErrorIs(h.t, err, store.ErrInvalidArgument, "Release to a zero time with a stale token")
+	h.unchanged(before, "refused calls must change nothing")
 
 	h.record(cur.LeaseToken, terminalResult(cur, store.StatusSucceeded, at(lease+2*time.Second)))
 	assert.Len(h.t, h.get(d.ID).Attempts, 1, "only the current lease holder's attempt is recorded")
