@@ -13,38 +13,33 @@ import (
 	"github.com/hookline/hookline/store"
 )
 
-// Retry-After is honoured on 429 and 503 only: on a 500 the schedule holds.
-func TestRetryAfterIsIgnoredOnOtherStatuses(t *testing.T) {
+// The forms of Retry-After beyond TestRetryAfterIsHonoured's: on a status
+// other than 429 and 503 it is ignored (the schedule holds); an HTTP date
+// counts as the seconds form does; delay-seconds that parse but overflow a
+// Duration are a long wait, bounded by MaxRetryAfter, not an unreadable
+// header.
+func TestRetryAfterForms(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "120")
-		w.WriteHeader(http.StatusInternalServerError)
-	}, nil)
-	got := h.waitAttempts(h.deliver(h.srv.URL).ID, 1)
-	assert.True(t, got.NextAttemptAt.Equal(t0.Add(5*time.Second)), "next attempt at %s, want t0+5s (the schedule)", got.NextAttemptAt)
-}
-
-// The HTTP-date form of Retry-After is honoured as the seconds form is.
-func TestRetryAfterHTTPDate(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", t0.Add(120*time.Second).Format(http.TimeFormat))
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}, nil)
-	got := h.waitAttempts(h.deliver(h.srv.URL).ID, 1)
-	assert.True(t, got.NextAttemptAt.Equal(t0.Add(120*time.Second)), "next attempt at %s, want t0+120s", got.NextAttemptAt)
-}
-
-// A delay-seconds value that parses but overflows a Duration is a long
-// wait, bounded by MaxRetryAfter, not an unreadable header.
-func TestRetryAfterOverflowingSecondsIsBounded(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "9223372037") // × 1e9 ns overflows int64
-		w.WriteHeader(http.StatusTooManyRequests)
-	}, func(c *delivery.Config) { c.MaxRetryAfter = 10 * time.Minute })
-	got := h.waitAttempts(h.deliver(h.srv.URL).ID, 1)
-	assert.True(t, got.NextAttemptAt.Equal(t0.Add(10*time.Minute)), "next attempt at %s, want t0+10m", got.NextAttemptAt)
+	for _, tt := range []struct {
+		name   string
+		status int
+		header string
+		want   time.Duration // from t0
+	}{
+		{"ignored on 500", http.StatusInternalServerError, "120", 5 * time.Second},
+		{"HTTP date", http.StatusServiceUnavailable, t0.Add(120 * time.Second).Format(http.TimeFormat), 120 * time.Second},
+		{"seconds overflowing a Duration", http.StatusTooManyRequests, "9223372037", 10 * time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", tt.header)
+				w.WriteHeader(tt.status)
+			}, func(c *delivery.Config) { c.MaxRetryAfter = 10 * time.Minute })
+			got := h.waitAttempts(h.deliver(h.srv.URL).ID, 1)
+			assert.True(t, got.NextAttemptAt.Equal(t0.Add(tt.want)), "next attempt at %s, want t0+%s", got.NextAttemptAt, tt.want)
+		})
+	}
 }
 
 // A retry that falls in year 9999 but whose lease would end past it ends
