@@ -293,8 +293,14 @@ func appendRawArray(b []byte, items []json.RawMessage, depth int) ([]byte, error
 // appendOutput writes the envelope as Output.MarshalJSON does, without a
 // round through encoding/json for the fixed fields.
 func appendOutput(b []byte, o *Output, depth int) ([]byte, error) {
+	// depth levels enclose the envelope, an object of its own: it and an
+	// empty items array must fit within maxDepth as raw JSON must.
+	empty := o.Items == nil || nilSlice(o.Items)
+	if depth+1 > maxDepth || empty && depth+2 > maxDepth {
+		return b, errors.Join(ErrInvalidJSON, errTooDeep)
+	}
 	b = append(b, `{"items":`...)
-	if o.Items == nil || nilSlice(o.Items) {
+	if empty {
 		b = append(b, "[]"...)
 	} else {
 		var err error

@@ -507,6 +507,15 @@ func TestFreezeNestingStaysParsable(t *testing.T) {
 		{"Go value in Output items", func(c *payload.Callback, n int) {
 			c.Output = payload.Output{Items: []any{nest(n - 1)}}
 		}, 510},
+		// n envelopes, each the items of the one around it, the innermost
+		// with none ([]): the payload, n objects and an array.
+		{"Outputs nested in Outputs", func(c *payload.Callback, n int) {
+			var v any
+			for range n {
+				v = payload.Output{Items: v}
+			}
+			c.Output = v
+		}, 510},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
