@@ -40,6 +40,10 @@ func TestMemoryStripsMonotonicReadings(t *testing.T) {
 	c, err := m.Claim(ctx, now, 1, time.Minute)
 	require.NoError(t, err)
 	require.Len(t, c, 1)
+	noMonotonic(t, "LeaseExpiresAt of a claim", c[0].LeaseExpiresAt)
+	got, err = m.Get(ctx, d.ID)
+	require.NoError(t, err)
+	noMonotonic(t, "LeaseExpiresAt", got.LeaseExpiresAt)
 	require.NoError(t, m.Release(ctx, d.ID, c[0].LeaseToken, now))
 	got, err = m.Get(ctx, d.ID)
 	require.NoError(t, err)
@@ -54,6 +58,7 @@ func TestMemoryStripsMonotonicReadings(t *testing.T) {
 	require.NoError(t, err)
 	noMonotonic(t, "Attempt.CreatedAt", got.Attempts[0].CreatedAt)
 	noMonotonic(t, "NextAttemptAt after Record", got.NextAttemptAt)
+	noMonotonic(t, "UpdatedAt after Record", got.UpdatedAt)
 }
 
 // CheckResult takes AttemptNumber up to 2^31-1 (what a 32-bit column

@@ -22,7 +22,7 @@ import (
 // whose AttemptNumber is not the delivery's AttemptCount+1, a zero next for
 // Release) returns an error matching ErrInvalidArgument and changes nothing;
 // what can be checked without the stored delivery (all but the AttemptNumber)
-// is checked first, so such a call fails so whatever its token or id.
+// is checked first, so such a call fails so whatever its token or id is.
 type Store interface {
 	// Insert adds a new pending delivery (its ID, BatchID, CallbackURL,
 	// Payload, IsAutomatic, MaxAttempts, NextAttemptAt, CreatedAt and

@@ -254,7 +254,9 @@ func checkMigrated(ctx context.Context, st *postgres.Store) error {
 
 // signalContext is cancelled by SIGINT or SIGTERM. Once it is, the signals
 // have their default effect again: a second Ctrl-C ends the process at once,
-// whatever the command is still waiting for.
+// whatever the command is still waiting for (unless the process was started
+// with SIGINT ignored, as a background job of a script is: then it stays
+// ignored).
 func signalContext() (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)

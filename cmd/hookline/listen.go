@@ -36,7 +36,7 @@ POST 405.
 
 The first line on stderr is "listening on http://HOST:PORT"; with port 0 the
 system picks a free port. SIGINT (Ctrl-C) or SIGTERM stops the receiver,
-letting requests in progress finish.
+letting requests in progress finish; a second one ends it at once.
 
 Flags:
   --addr ADDR          address to listen on (default 127.0.0.1:8080)

@@ -34,7 +34,8 @@
 // answers 204 when the signature checks out and a bare 401 when it does not
 // (405 for a method other than POST, 413 for too large a body). --json prints one JSON object per request. The
 // first line on stderr gives the address it listens on. SIGINT or SIGTERM
-// stops it cleanly.
+// stops it cleanly; a second one ends it at once. The same holds for every
+// command that waits (send, redeliver --wait).
 //
 //	hookline history BATCH_ID [--json]
 //	hookline redeliver BATCH_ID [--wait --secret S] [--json]

@@ -369,7 +369,8 @@ func (w *waiter) start(ctx context.Context, d *delivery.Deliverer) (int, bool) {
 
 // stop stops d, giving an attempt in flight its time; when ctx (the
 // command's) has ended, the attempts were aborted with it and only their
-// leases are being given back, which gets a second.
+// leases are being given back, which gets a second (then Stop's own 2 s
+// grace for a Store that does not answer; a second Ctrl-C ends the wait).
 func (w *waiter) stop(ctx context.Context, d *delivery.Deliverer, attemptTimeout time.Duration) {
 	wait := attemptTimeout + 5*time.Second
 	if ctx.Err() != nil {

@@ -17,23 +17,24 @@ import (
 
 // At equal NextAttemptAt, Claim with a limit takes the lowest ids, as its
 // doc says. (Claim sorts what it returns, so only which rows the limit
-// picks shows the order of the statement.)
+// picks shows it. The due index, ordered by (next_attempt_at, id), gives
+// that order too, so this pins what callers see, not the statement's text.)
 func TestClaimTiesTakeTheLowestIDs(t *testing.T) {
 	db := newTestDB(t)
 	ctx := context.Background()
 	due := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	var ids []uuid.UUID
-	for range 6 {
+	for range 20 {
 		d := storetest.NewDelivery(uuid.New(), due)
 		d.ID = uuid.New() // random (v4): insertion order is not id order
 		require.NoError(t, db.Store.Insert(ctx, d))
 		ids = append(ids, d.ID)
 	}
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	got, err := db.Store.Claim(ctx, time.Now(), 2, time.Minute)
+	got, err := db.Store.Claim(ctx, time.Now(), 3, time.Minute)
 	require.NoError(t, err)
-	require.Len(t, got, 2)
-	assert.Equal(t, ids[:2], []uuid.UUID{got[0].ID, got[1].ID})
+	require.Len(t, got, 3)
+	assert.Equal(t, ids[:3], []uuid.UUID{got[0].ID, got[1].ID, got[2].ID})
 }
 
 // In one group of records, a stale token is fenced row by row: its call
