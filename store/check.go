@@ -49,16 +49,18 @@ func StorableText(s string) string {
 // them could not be read back. hookline's stores call it; a custom Store
 // may too.
 func CheckTimes(op string, now time.Time, lease time.Duration) error {
-	names := []string{"the time", "the lease's expiry"}
-	times := []time.Time{now}
-	if lease > 0 {
-		times = append(times, now.Add(lease))
+	problem := badTime(checkedTimes[:1], now)
+	if problem == "" && lease > 0 {
+		problem = badTime(checkedTimes[1:], now.Add(lease))
 	}
-	if problem := badTime(names, times...); problem != "" {
+	if problem != "" {
 		return fmt.Errorf("store: %s: %s: %w", op, problem, ErrInvalidArgument)
 	}
 	return nil
 }
+
+// checkedTimes names the times CheckTimes checks.
+var checkedTimes = []string{"the time", "the lease's expiry"}
 
 // badURL says what makes a callback URL unstorable, or returns "": stores
 // keep it as text, which must be UTF-8 without NUL bytes (PostgreSQL's text
